@@ -1,0 +1,159 @@
+"""The one place that reads the environment.
+
+Every setting is read here, parsed into a typed value, and checked once at start-up: a missing or
+malformed value raises `ConfigurationError` naming the variable, so a process never starts half
+configured. `src/core/.env` (optional) fills in variables the environment does not set; the
+environment always wins. `src/core/.env.example` documents every variable read below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from dotenv import dotenv_values
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENV_FILE = Path(__file__).resolve().parent / ".env"
+
+# Only for DEBUG runs on a developer's machine; production must set DJANGO_SECRET_KEY.
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    name: str
+    user: str
+    password: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Config:
+    debug: bool
+    secret_key: str
+    allowed_hosts: list[str]
+    database: DatabaseConfig
+    broker_url: str
+    clickhouse_url: str
+    environment: str
+    relay_interval_seconds: float
+    relay_batch_size: int
+    relay_max_batches_per_run: int
+    ingest_max_events: int
+    ingest_max_bytes: int
+    sentry_dsn: str
+    sentry_environment: str
+    sentry_traces_sample_rate: float
+    log_level: str
+
+
+class _Reader:
+    """Typed access to one mapping of variables; each getter names the variable when it fails."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self._values.get(name)
+        if value is None or value == "":
+            if default is None:
+                raise ConfigurationError(f"{name} is required but not set")
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name, "1" if default else "0").strip().lower()
+        if raw in {"1", "true", "yes", "on"}:
+            return True
+        if raw in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigurationError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+        raw = self.text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+        return value
+
+
+def parse_database_url(url: str) -> DatabaseConfig:
+    """Parse `postgresql://user:password@host:port/name`; raises ConfigurationError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"} or not parts.path.strip("/"):
+        raise ConfigurationError(
+            f"DATABASE_URL must look like postgresql://user:password@host:5432/name, got {url!r}"
+        )
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise ConfigurationError(f"DATABASE_URL has an invalid port: {url!r}") from None
+    return DatabaseConfig(
+        name=unquote(parts.path.strip("/")),
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        host=parts.hostname or "",
+        port=port,
+    )
+
+
+def check_clickhouse_url(url: str) -> str:
+    scheme = urlsplit(url).scheme
+    if scheme not in {"chdb", "http", "https"}:
+        raise ConfigurationError(
+            "CLICKHOUSE_URL must be chdb:///absolute/path (embedded) or "
+            f"http(s)://user:password@host:port/database (server), got {url!r}"
+        )
+    return url
+
+
+def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> Config:
+    """Build the Config from `environ` (default: os.environ) over the optional .env file."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    env = _Reader(values)
+    debug = env.flag("DJANGO_DEBUG", False)
+    return Config(
+        debug=debug,
+        secret_key=env.text("DJANGO_SECRET_KEY", _DEV_SECRET_KEY if debug else None),
+        allowed_hosts=[h.strip() for h in env.text("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")],
+        database=parse_database_url(env.text("DATABASE_URL", "postgresql://root@127.0.0.1:5432/eventlog")),
+        broker_url=env.text("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+        clickhouse_url=check_clickhouse_url(
+            env.text("CLICKHOUSE_URL", f"chdb://{REPO_ROOT / 'var' / 'clickhouse'}")
+        ),
+        environment=env.text("EVENTLOG_ENVIRONMENT", "production"),
+        relay_interval_seconds=env.number("RELAY_INTERVAL_SECONDS", 1.0, minimum=0.01),
+        relay_batch_size=env.integer("RELAY_BATCH_SIZE", 10_000),
+        relay_max_batches_per_run=env.integer("RELAY_MAX_BATCHES_PER_RUN", 10),
+        ingest_max_events=env.integer("INGEST_MAX_EVENTS", 1000),
+        ingest_max_bytes=env.integer("INGEST_MAX_BYTES", 5 * 1024 * 1024),
+        sentry_dsn=env.text("SENTRY_DSN", ""),
+        sentry_environment=env.text("SENTRY_ENVIRONMENT", "production"),
+        sentry_traces_sample_rate=env.number("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        log_level=env.text("LOG_LEVEL", "INFO").upper(),
+    )

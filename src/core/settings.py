@@ -1,0 +1,105 @@
+"""Django settings: every value comes from `core.env.load_config()`, read once at import."""
+
+from __future__ import annotations
+
+from core.env import REPO_ROOT, load_config
+
+CONFIG = load_config()
+
+BASE_DIR = REPO_ROOT / "src"
+DEBUG = CONFIG.debug
+SECRET_KEY = CONFIG.secret_key
+ALLOWED_HOSTS = CONFIG.allowed_hosts
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "eventlog",
+    "users",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "core.urls"
+WSGI_APPLICATION = "core.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": CONFIG.database.name,
+        "USER": CONFIG.database.user,
+        "PASSWORD": CONFIG.database.password,
+        "HOST": CONFIG.database.host,
+        "PORT": CONFIG.database.port,
+        # Persistent connections: the relay and the API run many short transactions.
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = REPO_ROOT / "var" / "static"
+
+# The HTTP API enforces its own byte limit (INGEST_MAX_BYTES, answered with 413); Django's
+# form-parsing limit must not cut in first with a 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+
+# Celery: JSON only, results are not needed (the relay reports through the outbox tables).
+CELERY_BROKER_URL = CONFIG.broker_url
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {
+        "task": "eventlog.relay_outbox",
+        "schedule": CONFIG.relay_interval_seconds,
+        # A tick nobody picked up within one interval is superseded by the next one.
+        "options": {"expires": max(CONFIG.relay_interval_seconds, 1.0)},
+    },
+}
+
+EVENTLOG = CONFIG
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": CONFIG.log_level},
+    "loggers": {"clickhouse_connect": {"level": "CRITICAL"}},
+}

@@ -1,0 +1,164 @@
+"""ClickHouse: connecting, the `event_log` schema, and writing one batch.
+
+The same code speaks to the embedded engine (`chdb:///path`, in this process) and to a server
+(`http(s)://user:password@host:port/database`): clickhouse-connect picks the backend from the URL.
+
+With the embedded engine only one OS process may open a data path (NOTES.md), so only the relay
+(the Celery worker, or `manage.py relay_outbox`) ever calls `connect`; the web process never does.
+This module is also the one boundary where clickhouse-connect's errors become ours.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
+
+from eventlog.errors import ClickHouseRejected, ClickHouseUnavailable
+
+TABLE = "event_log"
+COLUMNS = ("event_id", "event_type", "event_date_time", "environment", "event_context", "metadata_version")
+
+# How many recent insert blocks ClickHouse remembers to drop a repeated deduplication token. A batch
+# is resent only when it is the oldest unfinished one, so a few thousand blocks is ample headroom.
+DEDUPLICATION_WINDOW = 10_000
+
+# Exactly-once depends on every one of these: a synchronous insert (chDB defaults to async, which
+# bypasses the token), deduplication on, and no failure for a batch whose events span many months.
+INSERT_SETTINGS: dict[str, Any] = {
+    "async_insert": 0,
+    "insert_deduplicate": 1,
+    "throw_on_max_partitions_per_insert_block": 0,
+}
+
+# ClickHouse error codes caused by the rows themselves (parse, type and range errors): resending
+# the same rows fails again. Every other code (missing table, read-only, memory, network) is treated
+# as an outage of ClickHouse and retried.
+DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 321})
+_CODE = re.compile(r"Code: (\d+)")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def database_name(url: str) -> str:
+    """The database holding event_log: the URL's path for a server, `default` when embedded."""
+    parts = urlsplit(url)
+    name = "default" if parts.scheme == "chdb" else (parts.path.strip("/") or "default")
+    if not _IDENTIFIER.match(name):
+        raise ClickHouseUnavailable(f"invalid ClickHouse database name {name!r} in CLICKHOUSE_URL")
+    return name
+
+
+def schema_statements(database: str) -> list[str]:
+    """DDL that creates event_log, or brings an older one up to date; each statement idempotent."""
+    table = f"{database}.{TABLE}"
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        f"""CREATE TABLE IF NOT EXISTS {table}
+        (
+            event_id UUID,
+            event_type String,
+            event_date_time DateTime64(6, 'UTC'),
+            environment String,
+            event_context String,
+            metadata_version UInt64
+        )
+        ENGINE = MergeTree()
+        PARTITION BY toYYYYMM(event_date_time)
+        ORDER BY (event_date_time, event_type)
+        SETTINGS index_granularity = 8192, non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}""",
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS event_id UUID FIRST",
+        f"ALTER TABLE {table} MODIFY SETTING non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}",
+    ]
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn clickhouse-connect's exceptions into ClickHouseUnavailable or ClickHouseRejected."""
+    try:
+        yield
+    except DataError as exc:  # the client could not even serialize a value
+        raise ClickHouseRejected(f"ClickHouse client refused the data: {exc}") from exc
+    except ProgrammingError as exc:
+        hint = ""
+        if "EmbeddedServer" in str(exc):
+            hint = " (another process holds the embedded ClickHouse path: is a worker already running?)"
+        raise ClickHouseUnavailable(f"cannot open ClickHouse: {exc}{hint}") from exc
+    except DatabaseError as exc:
+        match = _CODE.search(str(exc))
+        code = int(match.group(1)) if match else None
+        error = ClickHouseRejected if code in DATA_ERROR_CODES else ClickHouseUnavailable
+        raise error(f"ClickHouse error: {exc}", code=code) from exc
+    except OSError as exc:
+        raise ClickHouseUnavailable(f"ClickHouse unreachable: {exc}") from exc
+
+
+def connect(url: str) -> Client:
+    """Open a client for `url`. Raises ClickHouseUnavailable when it cannot."""
+    parts = urlsplit(url)
+    with translated_errors():
+        if parts.scheme == "chdb":
+            Path(parts.path).mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(dsn=url)
+        return clickhouse_connect.get_client(dsn=url, connect_timeout=10, send_receive_timeout=60)
+
+
+def ensure_schema(client: Client, database: str) -> None:
+    """Create or update event_log. Safe to run any number of times, from any number of processes."""
+    with translated_errors():
+        for statement in schema_statements(database):
+            client.command(statement)
+
+
+class EventLogWriter:
+    """Writes batches into event_log, one client per thread (clients are not thread-safe).
+
+    The schema is ensured once per writer, before its first batch.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.database = database_name(url)
+        self._local = threading.local()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+
+    def client(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = connect(self.url)
+            self._local.client = client
+        with self._schema_lock:
+            if not self._schema_ready:
+                ensure_schema(client, self.database)
+                self._schema_ready = True
+        return client
+
+    def write_batch(self, columns: Sequence[Sequence[Any]], token: str) -> None:
+        """Insert the rows given column by column (in COLUMNS order) as one deduplicated insert.
+
+        Returns only after ClickHouse acknowledged the insert. Repeating a call with the same token
+        and rows stores them once. Raises ClickHouseUnavailable or ClickHouseRejected otherwise.
+        """
+        client = self.client()
+        with translated_errors():
+            client.insert(
+                f"{self.database}.{TABLE}",
+                columns,
+                column_names=COLUMNS,
+                column_oriented=True,
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+            )
+
+    def close(self) -> None:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+            self._local.client = None

@@ -1,0 +1,55 @@
+"""The errors eventlog raises. Library errors are translated into these at one boundary each
+(`clickhouse.py` for ClickHouse), always with `raise ... from exc`.
+
+    EventlogError
+    ├── InvalidRequest          a request that is not a list of events at all; nothing was written
+    ├── InvalidEvents           events that can never be accepted; nothing was written
+    └── ClickHouseError         the event store did not take a batch; the outbox is unchanged
+        ├── ClickHouseUnavailable   cannot reach it, or it refused for reasons outside the data
+        └── ClickHouseRejected      it refused the data itself (a poison event somewhere)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EventlogError(Exception):
+    """Base of every error eventlog raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason an event was refused: `index` in the request, the field, and what is wrong."""
+
+    index: int
+    field: str
+    message: str
+
+
+class InvalidRequest(EventlogError):
+    """The request as a whole is unusable (not JSON, wrong shape, too many events)."""
+
+
+class InvalidEvents(EventlogError):
+    """The input has at least one invalid event; `problems` lists every one found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the events: {problems[0].message}")
+
+
+class ClickHouseError(EventlogError):
+    """ClickHouse did not acknowledge an operation. `code` is ClickHouse's error code when known."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class ClickHouseUnavailable(ClickHouseError):
+    """ClickHouse is unreachable or failing for reasons unrelated to the rows sent: retry later."""
+
+
+class ClickHouseRejected(ClickHouseError):
+    """ClickHouse refused the rows themselves: resending them unchanged will fail again."""

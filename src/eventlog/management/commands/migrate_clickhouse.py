@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from eventlog.clickhouse import connect, database_name, ensure_schema
+from eventlog.errors import ClickHouseError
+
+
+class Command(BaseCommand):
+    help = "Create or update ClickHouse's event_log table (idempotent). The relay also does this itself."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        url = settings.EVENTLOG.clickhouse_url
+        try:
+            client = connect(url)
+            ensure_schema(client, database_name(url))
+            client.close()
+        except ClickHouseError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"event_log is ready in database {database_name(url)!r}")

@@ -1,0 +1,121 @@
+"""Parsing the HTTP API's JSON body into NewEvents, reporting every problem with its index."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from eventlog.errors import InvalidEvents, InvalidRequest, Problem
+from eventlog.events import NewEvent, check_event
+
+FIELDS = frozenset(
+    {"event_type", "event_id", "event_date_time", "environment", "event_context", "metadata_version"}
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(body: bytes, max_events: int) -> list[NewEvent]:
+    """Parse one event object or an array of them.
+
+    Raises InvalidRequest when the body is not JSON, not an object or array, or holds more than
+    `max_events` events; raises InvalidEvents listing every problem when any event is invalid.
+    """
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
+    if isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list):
+        raise InvalidRequest("body must be an event object or an array of event objects")
+    if len(payload) > max_events:
+        raise InvalidRequest(f"at most {max_events} events per request, got {len(payload)}")
+    events: list[NewEvent] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(payload):
+        event, item_problems = parse_event(item, index)
+        problems += item_problems
+        if event is not None:
+            events.append(event)
+    if problems:
+        raise InvalidEvents(problems)
+    return events
+
+
+def parse_event(item: Any, index: int) -> tuple[NewEvent | None, list[Problem]]:
+    """One JSON value as a NewEvent (None if it cannot be built) and its problems.
+
+    Optional fields may be omitted or null; both mean the default.
+    """
+    if not isinstance(item, dict):
+        return None, [Problem(index, "", "must be a JSON object")]
+    problems = [Problem(index, name, "is not a known field") for name in sorted(set(item) - FIELDS)]
+    values: dict[str, Any] = {}
+    for name, parse in _PARSERS.items():
+        raw = item.get(name)
+        if raw is None:
+            if name == "event_type":
+                problems.append(Problem(index, name, "is required"))
+            continue
+        try:
+            values[name] = parse(raw)
+        except (TypeError, ValueError, OverflowError) as exc:
+            problems.append(Problem(index, name, str(exc)))
+    # Check the fields that did parse too, so the caller hears of every problem at once.
+    event = NewEvent(**{"event_type": "", **values})
+    reported = {problem.field for problem in problems}
+    problems += [problem for problem in check_event(event, index) if problem.field not in reported]
+    return (None if problems else event), problems
+
+
+def _string(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise TypeError("must be a string")
+    return raw
+
+
+def _uuid(raw: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(_string(raw))
+    except ValueError:
+        raise ValueError("must be a UUID such as 7c1e4f7e-3b9a-4c1e-9d53-2f1f0a6b8e21") from None
+
+
+def _timestamp(raw: Any) -> datetime:
+    try:
+        value = datetime.fromisoformat(_string(raw))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 timestamp such as 2026-11-25T10:00:00.123456+00:00") from None
+    if value.utcoffset() is None:
+        raise ValueError("must include a UTC offset (such as +00:00 or Z)")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be between 1900-01-01 and 2299-12-31 (UTC)") from None
+
+
+def _object(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise TypeError("must be a JSON object")
+    return raw
+
+
+def _version(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise TypeError("must be an integer")
+    return raw
+
+
+_PARSERS = {
+    "event_type": _string,
+    "event_id": _uuid,
+    "event_date_time": _timestamp,
+    "environment": _string,
+    "event_context": _object,
+    "metadata_version": _version,
+}

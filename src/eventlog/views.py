@@ -1,0 +1,69 @@
+"""The HTTP producer API: thin shells that parse, authenticate, call the core and map errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from eventlog.api_keys import authenticate
+from eventlog.errors import InvalidEvents, InvalidRequest
+from eventlog.events import emit_events
+from eventlog.stats import outbox_stats
+from eventlog.validation import parse_body
+
+View = Callable[[HttpRequest], HttpResponse]
+
+
+def error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def api_key_required(view: View) -> View:
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if authenticate(request.headers.get("Authorization")) is None:
+            response = error(401, "missing or invalid API key")
+            response["WWW-Authenticate"] = 'Bearer realm="eventlog"'
+            return response
+        return view(request)
+
+    return wrapper
+
+
+@csrf_exempt
+@require_POST
+@api_key_required
+def events(request: HttpRequest) -> HttpResponse:
+    """Accept one event or an array of events: all are written, or none (400 with every problem)."""
+    config = settings.EVENTLOG
+    if request.content_type != "application/json":
+        return error(400, "Content-Type must be application/json")
+    declared = request.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > config.ingest_max_bytes:
+        return error(413, f"body larger than {config.ingest_max_bytes} bytes")
+    body = request.read(config.ingest_max_bytes + 1)
+    if len(body) > config.ingest_max_bytes:
+        return error(413, f"body larger than {config.ingest_max_bytes} bytes")
+    try:
+        new_events = parse_body(body, max_events=config.ingest_max_events)
+        with transaction.atomic():
+            result = emit_events(new_events)
+    except InvalidRequest as exc:
+        return error(400, str(exc))
+    except InvalidEvents as exc:
+        return error(400, "invalid events", problems=[asdict(p) for p in exc.problems])
+    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
+
+
+@require_GET
+@api_key_required
+def stats(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"outbox": outbox_stats()})

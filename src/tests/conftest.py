@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery.beat import EmbeddedService
+from celery.contrib.testing.worker import start_worker
+from clickhouse_connect.driver.client import Client
+
+from core.celery import app as celery_app
+from eventlog.clickhouse import EventLogWriter
+from eventlog.sinks import event_log_writer
+
+
+@pytest.fixture(scope="session")
+def writer() -> EventLogWriter:
+    """The process's real EventLogWriter, on this run's embedded ClickHouse directory."""
+    return event_log_writer()
+
+
+@pytest.fixture
+def clickhouse(writer: EventLogWriter) -> Client:
+    """A client on an empty, current event_log."""
+    client = writer.client()
+    client.command("TRUNCATE TABLE IF EXISTS event_log")
+    return client
+
+
+def event_log(client: Client) -> list[dict[str, Any]]:
+    result = client.query("SELECT * FROM event_log ORDER BY event_date_time, event_id")
+    return list(result.named_results())
+
+
+def event_log_counts(client: Client) -> tuple[int, int]:
+    """(rows, distinct event ids) in event_log, read without FINAL."""
+    count, distinct = client.query("SELECT count(), uniqExact(event_id) FROM event_log").result_rows[0]
+    return int(count), int(distinct)
+
+
+@pytest.fixture(scope="session")
+def celery_worker() -> Iterator[Any]:
+    """A real Celery worker (threads pool) consuming from Redis in this process."""
+    celery_app.control.purge()
+    with start_worker(
+        celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_beat(tmp_path: Path) -> Iterator[EmbeddedService]:
+    """Celery beat, in a thread, sending the project's schedule to the broker."""
+    beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(tmp_path / "beat-schedule"))
+    beat.start()
+    yield beat
+    beat.stop()

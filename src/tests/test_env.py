@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.env import ConfigurationError, load_config
+
+
+def test_production_without_a_secret_key_fails_at_startup_naming_it() -> None:
+    with pytest.raises(ConfigurationError, match="DJANGO_SECRET_KEY"):
+        load_config({}, env_file=None)
+
+
+def test_debug_runs_without_a_secret_key_and_defaults_fill_the_rest() -> None:
+    config = load_config({"DJANGO_DEBUG": "1"}, env_file=None)
+    assert config.relay_batch_size == 10_000
+    assert config.relay_interval_seconds == 1.0
+    assert config.ingest_max_events == 1000
+    assert config.ingest_max_bytes == 5 * 1024 * 1024
+    assert config.clickhouse_url.startswith("chdb:///")
+    assert config.clickhouse_url.endswith("/var/clickhouse")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RELAY_BATCH_SIZE", "lots"),
+        ("RELAY_BATCH_SIZE", "0"),
+        ("RELAY_INTERVAL_SECONDS", "soon"),
+        ("DJANGO_DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://localhost/x"),
+        ("CLICKHOUSE_URL", "tcp://localhost:9000"),
+    ],
+)
+def test_a_malformed_value_fails_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        load_config({"DJANGO_SECRET_KEY": "x", name: value}, env_file=None)
+
+
+def test_the_environment_wins_over_the_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DJANGO_SECRET_KEY=from-file\nRELAY_BATCH_SIZE=500\nEVENTLOG_ENVIRONMENT=staging\n")
+    config = load_config({"RELAY_BATCH_SIZE": "700"}, env_file=env_file)
+    assert config.secret_key == "from-file"
+    assert config.relay_batch_size == 700
+    assert config.environment == "staging"
+
+
+def test_database_url_is_split_into_django_fields() -> None:
+    config = load_config(
+        {"DJANGO_SECRET_KEY": "x", "DATABASE_URL": "postgresql://app:p%40ss@db.local:6543/events"},
+        env_file=None,
+    )
+    assert (config.database.user, config.database.password) == ("app", "p@ss")
+    assert (config.database.host, config.database.port, config.database.name) == ("db.local", 6543, "events")

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from django.db import connection
+
+from eventlog.clickhouse import EventLogWriter
+from eventlog.errors import ClickHouseUnavailable
+from eventlog.events import NewEvent, emit_events
+from eventlog.models import OutboxEvent, RelayBatch
+from eventlog.relay import claim_batch, relay_outbox
+from eventlog.stats import outbox_stats
+from tests.conftest import event_log, event_log_counts
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def emit(n: int, event_type: str = "order_paid") -> list[NewEvent]:
+    events = [NewEvent(event_type, {"n": i}) for i in range(n)]
+    emit_events(events)
+    return events
+
+
+def test_relay_delivers_every_event_once_in_batches_and_marks_them_processed(
+    writer: EventLogWriter, clickhouse: Client
+) -> None:
+    emit(2_500)
+    result = relay_outbox(writer, batch_size=1_000, max_batches=10)
+    assert (result.batches, result.events) == (3, 2_500)
+    assert event_log_counts(clickhouse) == (2_500, 2_500)
+    assert list(RelayBatch.objects.values_list("state", "row_count").order_by("id")) == [
+        ("delivered", 1000),
+        ("delivered", 1000),
+        ("delivered", 500),
+    ]
+    assert outbox_stats()["pending"] == 0
+    assert outbox_stats()["processed"] == 2_500
+    assert relay_outbox(writer, batch_size=1_000, max_batches=10).events == 0
+    assert event_log_counts(clickhouse) == (2_500, 2_500)
+
+
+def test_relayed_rows_carry_every_column_unchanged(writer: EventLogWriter, clickhouse: Client) -> None:
+    when = datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    event = NewEvent("signup", {"email": "é@example.com", "tags": [1, 2]}, event_date_time=when,
+                     environment="eu-1", metadata_version=2**63 - 1)  # fmt: skip
+    emit_events([event])
+    relay_outbox(writer, batch_size=10, max_batches=1)
+    [row] = event_log(clickhouse)
+    assert row["event_id"] == event.event_id
+    assert (row["event_type"], row["environment"], row["metadata_version"]) == ("signup", "eu-1", 2**63 - 1)
+    assert row["event_date_time"].replace(tzinfo=UTC) == when
+    assert row["event_context"] == '{"tags": [1, 2], "email": "é@example.com"}'
+
+
+def test_max_batches_bounds_one_run_and_the_next_run_continues(
+    writer: EventLogWriter, clickhouse: Client
+) -> None:
+    emit(350)
+    assert relay_outbox(writer, batch_size=100, max_batches=2).events == 200
+    assert outbox_stats()["pending"] == 150
+    assert relay_outbox(writer, batch_size=100, max_batches=2).events == 150
+    assert event_log_counts(clickhouse) == (350, 350)
+
+
+def test_a_failed_insert_leaves_events_pending_and_the_next_run_delivers_them(
+    writer: EventLogWriter, clickhouse: Client
+) -> None:
+    emit(300)
+    clickhouse.command("DETACH TABLE event_log")  # a real fault of the real engine
+    try:
+        with pytest.raises(ClickHouseUnavailable):
+            relay_outbox(writer, batch_size=1000, max_batches=5)
+        stats = outbox_stats()
+        assert (stats["pending"], stats["processed"]) == (300, 0)
+        batch = RelayBatch.objects.get()
+        assert (batch.state, batch.attempts) == ("claimed", 1)
+        assert "UNKNOWN_TABLE" in batch.last_error
+        assert not RelayBatch.objects.filter(state="delivered").exists()
+    finally:
+        clickhouse.command("ATTACH TABLE event_log")
+    emit(50)
+    result = relay_outbox(writer, batch_size=1000, max_batches=5)
+    assert result.events == 350
+    assert event_log_counts(clickhouse) == (350, 350)
+    assert outbox_stats()["processed"] == 350
+
+
+def test_a_batch_inserted_but_not_settled_is_resent_and_lands_once(
+    writer: EventLogWriter, clickhouse: Client
+) -> None:
+    emit(400)
+    batch_id = claim_batch(1000)
+    assert batch_id is not None
+    # The relay died after ClickHouse acknowledged the insert but before it marked the batch.
+    batch = RelayBatch.objects.get(id=batch_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_id, event_type, event_date_time, environment, event_context::text, metadata_version"
+            " FROM eventlog_outbox_event WHERE batch_id = %s ORDER BY id",
+            [batch_id],
+        )
+        rows = cursor.fetchall()
+    writer.write_batch([list(c) for c in zip(*rows, strict=True)], token=str(batch.token))
+    assert relay_outbox(writer, batch_size=1000, max_batches=5).events == 400
+    assert event_log_counts(clickhouse) == (400, 400)
+
+
+def test_claiming_reads_only_pending_rows_however_many_were_processed() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO eventlog_relay_batch (token, state, row_count, oldest_created_at,"
+                       " created_at, attempts, last_error) VALUES (gen_random_uuid(), 'delivered', 200000,"
+                       " now(), now(), 1, '') RETURNING id")  # fmt: skip
+        batch_id = cursor.fetchone()[0]
+        cursor.execute(
+            "INSERT INTO eventlog_outbox_event (event_id, event_type, event_date_time, environment,"
+            " event_context, metadata_version, created_at, batch_id)"
+            " SELECT gen_random_uuid(), 'old', now(), 'test', '{}', 1, now(), %s"
+            " FROM generate_series(1, 200000)",
+            [batch_id],
+        )
+        cursor.execute("ANALYZE eventlog_outbox_event")
+    emit(10)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM eventlog_outbox_event"
+            " WHERE batch_id IS NULL AND failed_at IS NULL ORDER BY id LIMIT 10000 FOR UPDATE SKIP LOCKED"
+        )
+        plan = cursor.fetchone()[0][0]
+    nodes = list(plan_nodes(plan["Plan"]))
+    assert {node["Index Name"] for node in nodes if "Index Name" in node} == {"outbox_pending_idx"}
+    # A handful of pages, not the thousands that hold the 200,000 processed rows.
+    assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"] < 20
+    assert OutboxEvent.objects.filter(batch__isnull=True).count() == 10
+
+
+def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)

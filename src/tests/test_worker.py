@@ -1,0 +1,45 @@
+"""The real thing: a Celery worker on the Redis broker with the beat schedule drains the outbox."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from celery.beat import EmbeddedService
+from clickhouse_connect.driver.client import Client
+from django.db import transaction
+
+from eventlog.events import NewEvent, emit_events
+from eventlog.models import OutboxEvent, RelayBatch
+from eventlog.stats import outbox_stats
+from tests.conftest import event_log_counts
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_until(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {condition.__name__}")
+        time.sleep(0.1)
+
+
+def test_worker_with_beat_drains_every_event_exactly_once(
+    celery_worker: Any, celery_beat: EmbeddedService, clickhouse: Client
+) -> None:
+    total = 0
+    for _ in range(5):  # events keep arriving while the relay runs
+        with transaction.atomic():
+            emit_events([NewEvent("order_paid", {"i": i}) for i in range(6_000)])
+        total += 6_000
+        time.sleep(0.3)
+
+    def drained() -> bool:
+        return outbox_stats()["processed"] == total
+
+    wait_until(drained)
+    assert event_log_counts(clickhouse) == (total, total)
+    assert not RelayBatch.objects.filter(state="claimed").exists()
+    assert OutboxEvent.objects.filter(batch__isnull=True).count() == 0
