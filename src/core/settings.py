@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from core.env import REPO_ROOT, load_config
+from core.sentry import init_sentry
 
 CONFIG = load_config()
+init_sentry(CONFIG)
 
 BASE_DIR = REPO_ROOT / "src"
 DEBUG = CONFIG.debug
@@ -101,5 +103,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": CONFIG.log_level},
-    "loggers": {"clickhouse_connect": {"level": "CRITICAL"}},
+    "loggers": {
+        # clickhouse-connect logs the errors it also raises; ours are reported once, where handled.
+        "clickhouse_connect": {"level": "CRITICAL"},
+        # One line per beat tick and per task would drown everything else; the relay logs its work.
+        "celery.beat": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 
 import sentry_sdk
@@ -12,6 +13,8 @@ from eventlog.errors import ClickHouseError
 from eventlog.relay import relay_outbox
 from eventlog.sinks import event_log_writer
 
+log = logging.getLogger(__name__)
+
 
 @shared_task(
     name="eventlog.relay_outbox",
@@ -20,6 +23,9 @@ from eventlog.sinks import event_log_writer
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=10,
+    # Beat's ticks expire after one interval; a retry would inherit that expiry and be discarded
+    # before its backoff countdown ends, so retries carry none.
+    retry_kwargs={"expires": None},
 )
 def relay_outbox_task() -> dict[str, int]:
     config = settings.EVENTLOG
@@ -28,4 +34,6 @@ def relay_outbox_task() -> dict[str, int]:
     except ClickHouseError:
         sentry_sdk.capture_exception()  # reported on every attempt; a no-op without SENTRY_DSN
         raise
+    if result.events:
+        log.info("relayed %d events in %d batches", result.events, result.batches)
     return asdict(result)

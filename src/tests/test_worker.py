@@ -13,6 +13,7 @@ from django.db import transaction
 from eventlog.events import NewEvent, emit_events
 from eventlog.models import OutboxEvent, RelayBatch
 from eventlog.stats import outbox_stats
+from eventlog.tasks import relay_outbox_task
 from tests.conftest import event_log_counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,3 +44,17 @@ def test_worker_with_beat_drains_every_event_exactly_once(
     assert event_log_counts(clickhouse) == (total, total)
     assert not RelayBatch.objects.filter(state="claimed").exists()
     assert OutboxEvent.objects.filter(batch__isnull=True).count() == 0
+
+
+def test_a_failed_run_is_retried_by_the_worker_after_the_tick_expired(
+    celery_worker: Any, clickhouse: Client
+) -> None:
+    emit_events([NewEvent("order_paid") for _ in range(100)])
+    clickhouse.command("DETACH TABLE event_log")
+    try:
+        relay_outbox_task.apply_async(expires=0.2)  # as beat sends it: expires after one tick
+        wait_until(lambda: RelayBatch.objects.filter(attempts__gte=4).exists())
+    finally:
+        clickhouse.command("ATTACH TABLE event_log")
+    wait_until(lambda: outbox_stats()["processed"] == 100)
+    assert event_log_counts(clickhouse) == (100, 100)

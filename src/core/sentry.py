@@ -1,0 +1,22 @@
+"""Sentry: on only when SENTRY_DSN is set, for the web app and the Celery worker alike."""
+
+from __future__ import annotations
+
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+
+from core.env import Config
+
+
+def init_sentry(config: Config) -> bool:
+    """Start the SDK when a DSN is configured; returns whether it did."""
+    if not config.sentry_dsn:
+        return False
+    sentry_sdk.init(
+        dsn=config.sentry_dsn,
+        environment=config.sentry_environment,
+        traces_sample_rate=config.sentry_traces_sample_rate,
+        integrations=[DjangoIntegration(), CeleryIntegration()],  # PII (bodies, keys) is off by default
+    )
+    return True
