@@ -48,6 +48,12 @@ class Config:
     relay_interval_seconds: float
     relay_batch_size: int
     relay_max_batches_per_run: int
+    relay_slots: int
+    relay_lease_seconds: float
+    relay_max_events_per_second: int
+    redis_url: str
+    outbox_retention_days: float
+    outbox_purge_interval_seconds: float
     ingest_max_events: int
     ingest_max_bytes: int
     sentry_dsn: str
@@ -150,6 +156,12 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         relay_interval_seconds=env.number("RELAY_INTERVAL_SECONDS", 1.0, minimum=0.01),
         relay_batch_size=env.integer("RELAY_BATCH_SIZE", 10_000),
         relay_max_batches_per_run=env.integer("RELAY_MAX_BATCHES_PER_RUN", 10),
+        relay_slots=env.integer("RELAY_SLOTS", 1),
+        relay_lease_seconds=env.number("RELAY_LEASE_SECONDS", 30.0, minimum=1.0),
+        relay_max_events_per_second=env.integer("RELAY_MAX_EVENTS_PER_SECOND", 0, minimum=0),
+        redis_url=env.text("REDIS_URL", env.text("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")),
+        outbox_retention_days=env.number("OUTBOX_RETENTION_DAYS", 7.0),
+        outbox_purge_interval_seconds=env.number("OUTBOX_PURGE_INTERVAL_SECONDS", 60.0, minimum=1.0),
         ingest_max_events=env.integer("INGEST_MAX_EVENTS", 1000),
         ingest_max_bytes=env.integer("INGEST_MAX_BYTES", 5 * 1024 * 1024),
         sentry_dsn=env.text("SENTRY_DSN", ""),

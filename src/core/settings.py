@@ -93,6 +93,11 @@ CELERY_BEAT_SCHEDULE = {
         # A tick nobody picked up within one interval is superseded by the next one.
         "options": {"expires": max(CONFIG.relay_interval_seconds, 1.0)},
     },
+    "purge-outbox": {
+        "task": "eventlog.purge_outbox",
+        "schedule": CONFIG.outbox_purge_interval_seconds,
+        "options": {"expires": CONFIG.outbox_purge_interval_seconds},
+    },
 }
 
 EVENTLOG = CONFIG

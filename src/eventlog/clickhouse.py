@@ -39,10 +39,10 @@ INSERT_SETTINGS: dict[str, Any] = {
     "throw_on_max_partitions_per_insert_block": 0,
 }
 
-# ClickHouse error codes caused by the rows themselves (parse, type and range errors): resending
-# the same rows fails again. Every other code (missing table, read-only, memory, network) is treated
-# as an outage of ClickHouse and retried.
-DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 321})
+# ClickHouse error codes caused by the rows themselves (parse, type and range errors, 469: a CHECK
+# constraint of the table): resending the same rows fails again. Every other code (missing table,
+# read-only, memory, network) is treated as an outage of ClickHouse and retried.
+DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 321, 469})
 _CODE = re.compile(r"Code: (\d+)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

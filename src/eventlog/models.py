@@ -7,7 +7,8 @@ PostgreSQL writes costs throughput (docs/design.md):
               holds only these rows, so claiming costs the same however many rows were processed;
 - claimed:    `batch_id` points at a RelayBatch that is `claimed` (recorded, not yet delivered);
 - processed:  its RelayBatch is `delivered`: one update of the batch row marks all its events;
-- failed:     `failed_at` is set (a dead letter, with `last_error`).
+- failed:     `failed_at` is set, `batch_id` cleared: a dead letter, with `last_error` and the number of
+              times ClickHouse rejected it (`rejections`); replaying clears `failed_at`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class RelayBatch(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(db_default=0)
     last_error = models.TextField(blank=True, db_default="")
+    # Set once ClickHouse rejected the whole batch: from then on it is only ever sent in halves
+    # (docs/design.md, "Poison events"), never again whole under `token`.
+    split = models.BooleanField(db_default=False)
 
     class Meta:
         db_table = "eventlog_relay_batch"
@@ -62,6 +66,7 @@ class OutboxEvent(models.Model):
     batch = models.ForeignKey(RelayBatch, null=True, blank=True, on_delete=models.PROTECT, db_index=False)
     failed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, db_default="")
+    rejections = models.PositiveIntegerField(db_default=0)
 
     class Meta:
         db_table = "eventlog_outbox_event"

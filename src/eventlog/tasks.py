@@ -1,24 +1,24 @@
-"""Celery shells around the relay: retry policy in the decorator, the work in `eventlog.relay`."""
+"""Celery shells: retry policy in the decorators, the work in eventlog.scheduled and eventlog.retention."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import sentry_sdk
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
-from eventlog.errors import ClickHouseError
-from eventlog.relay import relay_outbox
-from eventlog.sinks import event_log_writer
-
-log = logging.getLogger(__name__)
+from eventlog.errors import ClickHouseUnavailable
+from eventlog.retention import purge_processed
+from eventlog.runtime import event_log_writer, relay_coordinator
+from eventlog.scheduled import run_scheduled_relay
 
 
 @shared_task(
+    bind=True,
     name="eventlog.relay_outbox",
-    autoretry_for=(ClickHouseError,),
+    autoretry_for=(ClickHouseUnavailable,),
     retry_backoff=True,
     retry_backoff_max=600,
     retry_jitter=True,
@@ -27,13 +27,16 @@ log = logging.getLogger(__name__)
     # before its backoff countdown ends, so retries carry none.
     retry_kwargs={"expires": None},
 )
-def relay_outbox_task() -> dict[str, int]:
-    config = settings.EVENTLOG
-    try:
-        result = relay_outbox(event_log_writer(), config.relay_batch_size, config.relay_max_batches_per_run)
-    except ClickHouseError:
-        sentry_sdk.capture_exception()  # reported on every attempt; a no-op without SENTRY_DSN
-        raise
-    if result.events:
-        log.info("relayed %d events in %d batches", result.events, result.batches)
-    return asdict(result)
+def relay_outbox_task(self: Task[Any, Any]) -> dict[str, Any]:
+    config, retries = settings.EVENTLOG, self.request.retries
+    return run_scheduled_relay(
+        relay_coordinator(), event_log_writer(), batch_size=config.relay_batch_size,
+        max_batches=config.relay_max_batches_per_run, is_retry=retries > 0,
+        last_attempt=retries >= (self.max_retries or 0),
+    )  # fmt: skip
+
+
+@shared_task(name="eventlog.purge_outbox")
+def purge_outbox_task() -> dict[str, int]:
+    cutoff = datetime.now(UTC) - timedelta(days=settings.EVENTLOG.outbox_retention_days)
+    return asdict(purge_processed(cutoff, max_batches=100))

@@ -11,7 +11,7 @@ from clickhouse_connect.driver.client import Client
 
 from core.celery import app as celery_app
 from eventlog.clickhouse import EventLogWriter
-from eventlog.sinks import event_log_writer
+from eventlog.runtime import event_log_writer, relay_coordinator
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +37,15 @@ def event_log_counts(client: Client) -> tuple[int, int]:
     """(rows, distinct event ids) in event_log, read without FINAL."""
     count, distinct = client.query("SELECT count(), uniqExact(event_id) FROM event_log").result_rows[0]
     return int(count), int(distinct)
+
+
+@pytest.fixture(autouse=True)
+def relay_coordination_reset() -> None:
+    """Every test starts with free run slots, an open backoff gate and an unused rate budget."""
+    redis = relay_coordinator().redis
+    keys = list(redis.scan_iter(f"{relay_coordinator().prefix}:*"))
+    if keys:
+        redis.delete(*keys)
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,12 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 from core.settings import *  # noqa: F403
 from core.settings import CELERY_BEAT_SCHEDULE, CONFIG
 
+_TEST_REDIS = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 EVENTLOG = dataclasses.replace(
     CONFIG,
     clickhouse_url=f"chdb://{tempfile.mkdtemp(prefix='eventlog-test-clickhouse-')}",
-    broker_url=os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
+    broker_url=_TEST_REDIS,
+    redis_url=_TEST_REDIS,
     environment="test",
     relay_interval_seconds=0.5,
 )

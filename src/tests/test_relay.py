@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -141,3 +142,37 @@ def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
         yield from plan_nodes(child)
+
+
+def test_concurrent_relay_threads_never_insert_an_event_twice_or_skip_one(
+    writer: EventLogWriter, clickhouse: Client
+) -> None:
+    produced = 0
+    stop = threading.Event()
+    barrier = threading.Barrier(5)
+    errors: list[BaseException] = []
+
+    def relay() -> None:
+        try:
+            barrier.wait()
+            while not stop.is_set():
+                relay_outbox(writer, batch_size=700, max_batches=3)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=relay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    for _ in range(40):  # events keep arriving while four relays compete for them
+        emit_events([NewEvent("order_paid") for _ in range(500)])
+        produced += 500
+    stop.set()
+    for thread in threads:
+        thread.join()
+    relay_outbox(writer, batch_size=10_000, max_batches=10)
+    assert errors == []
+    assert event_log_counts(clickhouse) == (produced, produced)
+    assert outbox_stats()["processed"] == produced

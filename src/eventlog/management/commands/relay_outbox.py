@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventlog.errors import ClickHouseError
 from eventlog.relay import relay_outbox
-from eventlog.sinks import event_log_writer
+from eventlog.runtime import event_log_writer
 
 
 class Command(BaseCommand):

@@ -1,0 +1,30 @@
+"""The composition root: the process-wide objects the Celery tasks and commands work with,
+built on first use from settings."""
+
+from __future__ import annotations
+
+import functools
+
+from django.conf import settings
+from redis import Redis
+
+from eventlog.clickhouse import EventLogWriter
+from eventlog.coordination import RelayCoordinator
+
+
+@functools.cache
+def event_log_writer() -> EventLogWriter:
+    """The writer for CLICKHOUSE_URL. Opening the embedded engine is deferred to the first batch,
+    so only a process that relays ever holds the chDB path."""
+    return EventLogWriter(settings.EVENTLOG.clickhouse_url)
+
+
+@functools.cache
+def relay_coordinator() -> RelayCoordinator:
+    config = settings.EVENTLOG
+    return RelayCoordinator(
+        Redis.from_url(config.redis_url),
+        slots=config.relay_slots,
+        lease_seconds=config.relay_lease_seconds,
+        max_events_per_second=config.relay_max_events_per_second,
+    )

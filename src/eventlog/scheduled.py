@@ -1,0 +1,59 @@
+"""Relay runs started by Celery: the policy around `relay_outbox` that needs shared state."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+import sentry_sdk
+
+from eventlog.coordination import RelayCoordinator
+from eventlog.errors import ClickHouseUnavailable
+from eventlog.relay import BatchSink, relay_outbox
+
+log = logging.getLogger(__name__)
+
+
+def run_scheduled_relay(
+    coordinator: RelayCoordinator,
+    sink: BatchSink,
+    *,
+    batch_size: int,
+    max_batches: int,
+    is_retry: bool,
+    last_attempt: bool,
+) -> dict[str, Any]:
+    """One relay run, started by beat's tick or by a Celery retry of a failed run.
+
+    A tick does nothing while a failed run's retry is pending (the backoff gate) or while every
+    run slot is taken; a retry passes the gate. On ClickHouseUnavailable the gate is closed, the
+    error is reported to Sentry and raised (for Celery to schedule the retry); on the last attempt
+    the gate opens again so the next tick starts afresh. A successful run opens the gate.
+    """
+    if not is_retry and coordinator.backing_off():
+        return {"skipped": "backing off"}
+    lease = coordinator.try_acquire_slot()
+    if lease is None:
+        return {"skipped": "busy"}
+
+    def before_claim(events: int) -> None:
+        lease.renew()
+        coordinator.throttle(events)
+
+    try:
+        result = relay_outbox(sink, batch_size, max_batches, before_claim)
+    except ClickHouseUnavailable:
+        sentry_sdk.capture_exception()  # every attempt; a no-op without SENTRY_DSN
+        if last_attempt:
+            coordinator.end_backoff()
+        else:
+            coordinator.start_backoff()
+        raise
+    finally:
+        lease.release()
+    coordinator.end_backoff()
+    if result.events or result.dead_lettered:
+        log.info("relayed %d events in %d batches, %d dead-lettered", result.events, result.batches,
+                 result.dead_lettered)  # fmt: skip
+    return asdict(result)
