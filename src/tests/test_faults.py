@@ -1,0 +1,149 @@
+"""Exactly once through real faults: killed relay processes, competing processes, restarted services.
+
+Every test here runs real OS processes (Celery workers, relay commands) against the test database,
+each on its own embedded ClickHouse directory, and checks the result by reading ClickHouse back.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from eventlog.events import NewEvent, emit_events
+from eventlog.models import RelayBatch
+from eventlog.stats import outbox_stats
+from tests.faults.crash_relay import CRASHED
+from tests.processes import (
+    SRC,
+    clickhouse_event_ids,
+    kill,
+    manage,
+    process_env,
+    reset_broker,
+    running,
+    start_worker,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
+
+
+def wait_until(condition: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s: {outbox_stats()}")
+        time.sleep(0.2)
+
+
+def drained(total: int) -> Any:
+    return lambda: outbox_stats()["processed"] == total
+
+
+def emit(n: int, chunk: int = 5_000) -> int:
+    for start in range(0, n, chunk):
+        emit_events([NewEvent("order_paid", {"i": i}) for i in range(start, min(n, start + chunk))])
+    return n
+
+
+def assert_exactly_once(ids: list[str], acknowledged: int) -> None:
+    repeats = sum(count - 1 for count in Counter(ids).values())
+    assert (len(ids), len(set(ids)), repeats) == (acknowledged, acknowledged, 0)
+
+
+@pytest.mark.parametrize("step", ["after_claim", "during_insert", "after_insert", "during_settle_commit"])
+def test_a_relay_killed_at_each_step_and_restarted_delivers_every_event_once(
+    step: str, tmp_path: Path
+) -> None:
+    env = process_env(tmp_path / "clickhouse")
+    total = emit(25_000)
+    crashed = subprocess.run(
+        [sys.executable, "-m", "tests.faults.crash_relay", step, "10000"],
+        cwd=SRC,
+        env=env,
+        capture_output=True,
+    )
+    assert crashed.returncode == CRASHED, crashed.stderr.decode()[-2000:]
+    assert list(RelayBatch.objects.values_list("state", flat=True)) == ["claimed"]
+    landed = len(clickhouse_event_ids(tmp_path / "clickhouse"))
+    expected = {"after_claim": {0}, "during_insert": {0, 10_000}, "after_insert": {10_000}}
+    assert landed in expected.get(step, {10_000})
+
+    manage(env, "relay_outbox", "--once", "--batch-size", "10000")
+    assert_exactly_once(clickhouse_event_ids(tmp_path / "clickhouse"), total)
+    assert outbox_stats()["processed"] == total
+
+
+def test_kill_loop_while_producing_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """A producer keeps committing events while a real worker is SIGKILLed at random moments."""
+    clickhouse_dir = tmp_path / "clickhouse"
+    env = process_env(clickhouse_dir, RELAY_BATCH_SIZE="2000")
+    reset_broker()
+    acknowledged = 0
+    stop = threading.Event()
+
+    def produce() -> None:
+        nonlocal acknowledged
+        try:
+            while not stop.is_set():
+                with transaction.atomic():
+                    emit_events([NewEvent("order_paid") for _ in range(100)])
+                acknowledged += 100  # counted only once committed
+                time.sleep(0.02)
+        finally:
+            connection.close()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    rng, kills = random.Random(2026), 0
+    try:
+        for round_ in range(22):
+            worker = start_worker(env, tmp_path / f"beat-{round_}")
+            time.sleep(rng.uniform(1.0, 4.0))  # from mid-start-up to mid-batch
+            kill(worker)
+            kills += 1
+    finally:
+        stop.set()
+        producer.join()
+    with running(start_worker(env, tmp_path / "beat-final")):
+        wait_until(drained(acknowledged))
+    ids = clickhouse_event_ids(clickhouse_dir)
+    repeats = sum(count - 1 for count in Counter(ids).values())
+    print(f"\nkill loop: {acknowledged} events acknowledged, {kills} kills, {len(ids)} in ClickHouse,"
+          f" {repeats} duplicates, {acknowledged - len(set(ids))} missing")  # fmt: skip
+    assert kills >= 20
+    assert_exactly_once(ids, acknowledged)
+
+
+def test_concurrent_relay_processes_deliver_each_event_to_exactly_one_of_them(tmp_path: Path) -> None:
+    dirs = [tmp_path / f"clickhouse-{i}" for i in range(3)]
+    relays = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "relay_outbox", "--batch-size", "500"],
+            cwd=SRC,
+            env=process_env(d, RELAY_INTERVAL_SECONDS="0.05"),
+            stdout=subprocess.DEVNULL,
+        )
+        for d in dirs
+    ]
+    try:
+        time.sleep(3)  # all three started and polling
+        total = 0
+        for _ in range(40):
+            total += emit(500)
+            time.sleep(0.05)
+        wait_until(drained(total))
+    finally:
+        for relay in relays:
+            kill(relay)
+    per_process = [clickhouse_event_ids(d) for d in dirs]
+    assert_exactly_once([i for ids in per_process for i in ids], total)
+    assert sum(1 for ids in per_process if ids) >= 2, [len(ids) for ids in per_process]
