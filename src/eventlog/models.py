@@ -63,7 +63,11 @@ class OutboxEvent(models.Model):
     event_context = models.JSONField(default=dict)
     metadata_version = models.BigIntegerField()
     created_at = models.DateTimeField(db_default=Now())
-    batch = models.ForeignKey(RelayBatch, null=True, blank=True, on_delete=models.PROTECT, db_index=False)
+    # No database constraint: the relay writes a batch row in the same transaction as the claim, and a
+    # deferred foreign-key check would cost one trigger and one lookup per claimed event at commit.
+    batch = models.ForeignKey(
+        RelayBatch, null=True, blank=True, on_delete=models.DO_NOTHING, db_index=False, db_constraint=False
+    )
     failed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, db_default="")
     rejections = models.PositiveIntegerField(db_default=0)

@@ -114,8 +114,6 @@ def claim_batch(batch_size: int) -> int | None:
     Returns the batch id, or None when no pending event was free to claim.
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        # The outbox rows point at the batch before its row exists: Django's foreign keys are
-        # DEFERRABLE INITIALLY DEFERRED, checked at commit.
         cursor.execute("SELECT nextval(pg_get_serial_sequence('eventlog_relay_batch', 'id'))")
         batch_id: int = cursor.fetchone()[0]
         cursor.execute(_CLAIM, {"batch_id": batch_id, "limit": batch_size})
@@ -127,8 +125,11 @@ _LOCK_BATCH = """
     WHERE id = %s AND state = 'claimed'
     FOR UPDATE SKIP LOCKED
 """
+# event_date_time travels as integer microseconds since the epoch (DateTime64(6)'s own ticks): parsing
+# a Python datetime per row and formatting it again was a third of the relay's time.
 _READ_BATCH = """
-    SELECT id, event_id, event_type, event_date_time, environment, event_context::text, metadata_version
+    SELECT id, event_id, event_type, (extract(epoch FROM event_date_time) * 1000000)::bigint,
+        environment, event_context::text, metadata_version
     FROM eventlog_outbox_event
     WHERE batch_id = %s
     ORDER BY id

@@ -147,3 +147,49 @@ def test_concurrent_relay_processes_deliver_each_event_to_exactly_one_of_them(tm
     per_process = [clickhouse_event_ids(d) for d in dirs]
     assert_exactly_once([i for ids in per_process for i in ids], total)
     assert sum(1 for ids in per_process if ids) >= 2, [len(ids) for ids in per_process]
+
+
+def restart_postgres() -> None:
+    version = subprocess.run(
+        ["ls", "/etc/postgresql"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
+    connection.close()  # ours was cut too
+
+
+def restart_redis() -> None:
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False, capture_output=True)
+    subprocess.run(
+        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
+         "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"],
+        check=True,
+    )  # fmt: skip
+    for _ in range(50):
+        if subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+
+
+def emit_when_up(n: int) -> int:
+    for _ in range(100):
+        try:
+            return emit(n)
+        except Exception:  # PostgreSQL still starting
+            connection.close()
+            time.sleep(0.2)
+    raise AssertionError("PostgreSQL did not come back")
+
+
+def test_the_worker_recovers_by_itself_from_postgres_and_redis_restarts(tmp_path: Path) -> None:
+    clickhouse_dir = tmp_path / "clickhouse"
+    reset_broker()
+    with running(start_worker(process_env(clickhouse_dir), tmp_path / "beat")):
+        total = emit(1_000)
+        wait_until(drained(total))
+        restart_postgres()
+        total += emit_when_up(1_000)
+        wait_until(drained(total))
+        restart_redis()
+        total += emit(1_000)
+        wait_until(drained(total))
+    assert_exactly_once(clickhouse_event_ids(clickhouse_dir), total)
