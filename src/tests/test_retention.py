@@ -46,3 +46,23 @@ def test_purge_removes_only_processed_events_older_than_the_cutoff_in_bounded_ba
 
     left = Counter(OutboxEvent.objects.values_list("event_type", flat=True))
     assert left == {"recent": 300, "claimed": 200, "pending": 100, "dead": 1}
+
+
+def test_under_continuous_load_with_retention_the_outbox_stops_growing(
+    writer: EventLogWriter, clickhouse: object
+) -> None:
+    def table_bytes() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM eventlog_outbox_event")  # what autovacuum does in production
+            cursor.execute("SELECT pg_total_relation_size('eventlog_outbox_event')")
+            size: int = cursor.fetchone()[0]
+            return size
+
+    sizes = []
+    for _ in range(6):
+        emit_events([NewEvent("steady", {"payload": "x" * 100}) for _ in range(5_000)])
+        relay_outbox(writer, batch_size=5_000, max_batches=10)
+        purge_processed(datetime.now(UTC) + timedelta(seconds=1), max_batches=100)
+        sizes.append(table_bytes())
+    assert OutboxEvent.objects.count() == 0
+    assert max(sizes[2:]) <= sizes[1] * 1.1, sizes
