@@ -30,17 +30,9 @@ db: install src/core/.env
 run: db
 	$(BIN)/python scripts/run.py
 
-web: install src/core/.env
-	$(BIN)/gunicorn core.wsgi --chdir src --bind 127.0.0.1:8000 --workers 2 --threads 4 --access-logfile -
-
-worker: install src/core/.env
-	cd src && ../$(BIN)/celery -A core worker --pool=threads --concurrency=4 --loglevel=INFO
-
-beat: install src/core/.env
-	cd src && ../$(BIN)/celery -A core beat --loglevel=INFO --schedule=../var/celerybeat-schedule
-
-flower: install src/core/.env
-	cd src && ../$(BIN)/celery -A core flower --address=127.0.0.1 --port=5555
+# One process each, in the foreground, configured exactly as in `make run` (src/core/processes.py).
+web worker beat flower: install src/core/.env
+	$(BIN)/python scripts/run.py $@
 
 lint: install
 	$(BIN)/ruff check src scripts

@@ -1,7 +1,7 @@
-"""`make run`: start web, worker (with beat) and Flower in the foreground; Ctrl-C stops all three.
+"""Run the system in the foreground; Ctrl-C (or SIGTERM) stops every process it started.
 
-The worker uses the threads pool: with the embedded ClickHouse, exactly one process may open the
-engine, and prefork children would each try to.
+python scripts/run.py              web, worker with beat inside it, and Flower (`make run`)
+python scripts/run.py NAME         one process: web, worker, beat or flower (`make NAME`)
 """
 
 from __future__ import annotations
@@ -13,23 +13,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SRC = ROOT / "src"
+sys.path.insert(0, str(ROOT / "src"))
 
-PROCESSES = {
-    "web": [str(BIN / "gunicorn"), "core.wsgi", "--bind", "127.0.0.1:8000", "--workers", "2",
-            "--threads", "4", "--access-logfile", "-"],
-    "worker": [str(BIN / "celery"), "-A", "core", "worker", "--pool=threads", "--concurrency=4", "--beat",
-               f"--schedule={ROOT / 'var' / 'celerybeat-schedule'}", "--loglevel=INFO"],
-    "flower": [str(BIN / "celery"), "-A", "core", "flower", "--address=127.0.0.1", "--port=5555"],
-}  # fmt: skip
+from core.processes import process_argv  # noqa: E402
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
     (ROOT / "var").mkdir(exist_ok=True)
+    schedule = ROOT / "var" / "celerybeat-schedule"
+    together = not names
+    argvs = {
+        name: process_argv(name, schedule, embedded_beat=together)
+        for name in (names or ["web", "worker", "flower"])
+    }
     # Our own argv lists, no user input: S603 does not apply.
-    children = {name: subprocess.Popen(argv, cwd=SRC) for name, argv in PROCESSES.items()}  # noqa: S603
-    print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  (Ctrl-C stops all)", flush=True)
+    children = {name: subprocess.Popen(argv, cwd=ROOT / "src") for name, argv in argvs.items()}  # noqa: S603
+    if together:
+        print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  (Ctrl-C stops all)", flush=True)
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -39,7 +39,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while not stopping and all(child.poll() is None for child in children.values()):
-        time.sleep(0.5)
+        time.sleep(0.2)
     exited = [name for name, child in children.items() if child.poll() is not None]
     for child in children.values():
         if child.poll() is None:
@@ -53,4 +53,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -7,6 +7,7 @@ process is read back by another short-lived process once the writer is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,9 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from redis import Redis
+
+from core.processes import process_argv
 
 SRC = Path(__file__).resolve().parents[1]
 BROKER_URL = "redis://127.0.0.1:6379/14"  # not the in-process test worker's database
@@ -50,11 +54,17 @@ def reset_broker() -> None:
 
 def start_worker(env: dict[str, str], schedule: Path) -> subprocess.Popen[bytes]:
     """A Celery worker with embedded beat, exactly as `make run` starts it."""
+    return start("worker", env, schedule, embedded_beat=True)
+
+
+def start(name: str, env: dict[str, str], schedule: Path, **options: Any) -> subprocess.Popen[bytes]:
+    """One process of the system (src/core/processes.py), as `make NAME` starts it."""
+    argv = process_argv(name, schedule, **options)
+    # A session of its own, so that `kill` takes the whole process group: a worker's embedded beat
+    # is a child process that would outlive a SIGKILL of the worker alone and keep sending ticks.
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "core", "worker", "--pool=threads", "--concurrency=2",
-         "--beat", f"--schedule={schedule}", "--without-gossip", "--without-mingle"],
-        cwd=SRC, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        argv, cwd=SRC, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -72,8 +82,9 @@ def running(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGKILL)
+    """SIGKILL the process and everything in its process group (as when a container dies)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
 
 

@@ -131,6 +131,7 @@ def test_concurrent_relay_processes_deliver_each_event_to_exactly_one_of_them(tm
             cwd=SRC,
             env=process_env(d, RELAY_INTERVAL_SECONDS="0.05"),
             stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
         for d in dirs
     ]

@@ -1,0 +1,31 @@
+"""The command line of each process of the system, in one place: `make run`, `make web|worker|beat|
+flower` and the fault tests all start processes from here, so they run with the same configuration.
+
+The worker uses the threads pool: with the embedded ClickHouse exactly one process may open the
+engine, and prefork children would each try to. Commands run from `src/`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def process_argv(
+    name: str, beat_schedule: Path, *, embedded_beat: bool = False, web_bind: str = "127.0.0.1:8000"
+) -> list[str]:
+    """argv for "web", "worker" (with beat inside it if `embedded_beat`), "beat" or "flower"."""
+    celery = [sys.executable, "-m", "celery", "-A", "core"]
+    if name == "web":
+        return [str(BIN / "gunicorn"), "core.wsgi", "--bind", web_bind, "--workers", "2",
+                "--threads", "4", "--access-logfile", "-"]  # fmt: skip
+    if name == "worker":
+        beat = ["--beat", f"--schedule={beat_schedule}"] if embedded_beat else []
+        return [*celery, "worker", "--pool=threads", "--concurrency=4", "--without-gossip", *beat]
+    if name == "beat":
+        return [*celery, "beat", f"--schedule={beat_schedule}"]
+    if name == "flower":
+        return [*celery, "flower", "--address=127.0.0.1", "--port=5555"]
+    raise ValueError(f"unknown process {name!r}: web, worker, beat or flower")

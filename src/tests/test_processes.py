@@ -1,0 +1,73 @@
+"""`make web`, `make worker` and `make beat` are separate processes an operator stops and starts alone."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from eventlog.api_keys import create_api_key
+from eventlog.stats import outbox_stats
+from tests.processes import clickhouse_event_ids, kill, process_env, reset_broker, running, start
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def post_events(port: int, key: str, count: int) -> dict[str, int]:
+    body = json.dumps([{"event_type": "order_paid"}] * count).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/events",
+        data=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    for _ in range(100):  # the web process may still be starting
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback)
+                return dict(json.loads(response.read()))
+        except (ConnectionError, urllib.error.URLError):
+            time.sleep(0.1)
+    raise AssertionError("the web process did not answer")
+
+
+def wait_for(condition: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, outbox_stats()
+        time.sleep(0.2)
+
+
+def test_web_worker_and_beat_run_alone_and_each_can_be_restarted(tmp_path: Path) -> None:
+    env = process_env(tmp_path / "clickhouse")
+    reset_broker()
+    key = create_api_key("processes")[1]
+    port = free_port()
+    schedule = tmp_path / "beat-schedule"
+    with (
+        running(start("web", env, schedule, web_bind=f"127.0.0.1:{port}")),
+        running(start("worker", env, schedule)),
+    ):
+        beat = start("beat", env, schedule)
+        assert post_events(port, key, 100) == {"accepted": 100, "duplicates": 0}
+        wait_for(lambda: outbox_stats()["processed"] == 100)
+
+        kill(beat)  # without beat nothing starts a relay run ...
+        time.sleep(1.5)  # (the ticks it sent last expire after one second)
+        assert post_events(port, key, 50)["accepted"] == 50
+        time.sleep(2)
+        assert outbox_stats()["pending"] == 50
+
+        with running(start("beat", env, schedule)):  # ... until beat is back
+            wait_for(lambda: outbox_stats()["processed"] == 150)
+    assert len(set(clickhouse_event_ids(tmp_path / "clickhouse"))) == 150
