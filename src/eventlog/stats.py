@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -33,3 +34,17 @@ def outbox_stats() -> dict[str, Any]:
         "failed": int(failed),
         "oldest_pending_age_seconds": None if oldest is None else max((now - oldest).total_seconds(), 0.0),
     }
+
+
+def delivery_latencies(created_since: datetime) -> list[float]:
+    """Seconds from commit to ClickHouse acknowledgement for each event created since
+    `created_since` whose batch was delivered. An event's `created_at` is its transaction's start,
+    so this slightly overstates latency; acknowledgement is when its batch was marked delivered."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT extract(epoch FROM b.delivered_at - e.created_at)::float8"
+            " FROM eventlog_outbox_event e JOIN eventlog_relay_batch b ON b.id = e.batch_id"
+            " WHERE e.created_at >= %s AND b.state = 'delivered'",
+            [created_since],
+        )
+        return [row[0] for row in cursor.fetchall()]
