@@ -23,10 +23,9 @@ class DeadLetterFilter(admin.SimpleListFilter):
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "event_type", "event_date_time", "environment", "batch", "failed_at", "rejections")
+    list_display = ("id", "event_type", "event_date_time", "environment", "txid", "failed_at", "rejections")
     list_filter = (DeadLetterFilter,)
     search_fields = ("=event_id",)
-    raw_id_fields = ("batch",)
     readonly_fields = ("failed_at", "last_error", "rejections")
     actions = ["replay"]
     show_full_result_count = False  # a count(*) over millions of rows per page view is not worth it

@@ -1,27 +1,50 @@
 """The outbox tables in PostgreSQL.
 
-An event's relay state is kept with the least writing per row, because every row version
-PostgreSQL writes costs throughput (docs/design.md):
+Relaying writes nothing to an event's row, since every row version PostgreSQL writes costs
+throughput. An event's relay state follows from `txid`, the id of the transaction that wrote it, and
+`id` (docs/design.md, "Snapshot windows"):
 
-- pending:    `batch_id IS NULL` and `failed_at IS NULL`; the partial index `outbox_pending_idx`
-              holds only these rows, so claiming costs the same however many rows were processed;
-- claimed:    `batch_id` points at a RelayBatch that is `claimed` (recorded, not yet delivered);
-- processed:  its RelayBatch is `delivered`: one update of the batch row marks all its events;
-- failed:     `failed_at` is set, `batch_id` cleared: a dead letter, with `last_error` and the number of
-              times ClickHouse rejected it (`rejections`); replaying clears `failed_at`.
+- pending:    not yet visible in the relay cursor's window, or after the cursor's position in it;
+- claimed:    inside a RelayBatch that is `claimed` (recorded, not yet delivered);
+- processed:  inside a `delivered` RelayBatch: one update of the batch row marks them all;
+- failed:     `failed_at` is set: a dead letter, with `last_error` and the number of times ClickHouse
+              rejected it (`rejections`); replaying writes it again as a new, pending event.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
 
+class Xid8Field(models.BigIntegerField):  # type: ignore[type-arg]
+    """A PostgreSQL xid8: a 64-bit transaction id that never wraps around; an int in Python."""
+
+    def db_type(self, connection: Any) -> str:
+        return "xid8"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
+        return None if value is None else int(value)
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> str | None:
+        return None if value is None else str(value)
+
+
+class CurrentTransactionId(models.Func):
+    """The id of the transaction writing the row."""
+
+    template = "pg_current_xact_id()"
+    output_field = Xid8Field()
+
+
 class RelayBatch(models.Model):
-    """A set of outbox events sent to ClickHouse as one insert, under one deduplication token.
+    """The outbox events that became visible between snapshots `low` and `high`, from position
+    (after_txid, after_id) exclusive to (last_txid, last_id) inclusive, sent to ClickHouse as one
+    insert under one deduplication token.
 
     The batch is recorded before the insert, so a relay that dies mid-way resends exactly the same
     rows with the same token, and ClickHouse drops the repeat.
@@ -33,6 +56,12 @@ class RelayBatch(models.Model):
 
     token = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.CLAIMED)
+    low_snapshot = models.TextField()
+    high_snapshot = models.TextField()
+    after_txid = Xid8Field()
+    after_id = models.BigIntegerField()
+    last_txid = Xid8Field()
+    last_id = models.BigIntegerField()
     row_count = models.PositiveIntegerField()
     oldest_created_at = models.DateTimeField()
     created_at = models.DateTimeField(db_default=Now())
@@ -53,9 +82,23 @@ class RelayBatch(models.Model):
         return f"batch {self.pk} ({self.state}, {self.row_count} events)"
 
 
+class RelayCursor(models.Model):
+    """One row: the window being claimed (events visible in `high_snapshot` but not in `low_snapshot`)
+    and the position of the last event claimed from it. Claims lock it, one at a time."""
+
+    low_snapshot = models.TextField()
+    high_snapshot = models.TextField()
+    after_txid = Xid8Field()
+    after_id = models.BigIntegerField()
+
+    class Meta:
+        db_table = "eventlog_relay_cursor"
+
+
 class OutboxEvent(models.Model):
     """One event, written in the producer's transaction, relayed to ClickHouse's event_log."""
 
+    txid = Xid8Field(db_default=CurrentTransactionId(), editable=False)
     event_id = models.UUIDField(unique=True)
     event_type = models.CharField(max_length=255)
     event_date_time = models.DateTimeField()
@@ -63,11 +106,6 @@ class OutboxEvent(models.Model):
     event_context = models.JSONField(default=dict)
     metadata_version = models.BigIntegerField()
     created_at = models.DateTimeField(db_default=Now())
-    # No database constraint: the relay writes a batch row in the same transaction as the claim, and a
-    # deferred foreign-key check would cost one trigger and one lookup per claimed event at commit.
-    batch = models.ForeignKey(
-        RelayBatch, null=True, blank=True, on_delete=models.DO_NOTHING, db_index=False, db_constraint=False
-    )
     failed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, db_default="")
     rejections = models.PositiveIntegerField(db_default=0)
@@ -75,13 +113,8 @@ class OutboxEvent(models.Model):
     class Meta:
         db_table = "eventlog_outbox_event"
         indexes = [
-            models.Index(
-                fields=["id"],
-                condition=Q(batch__isnull=True, failed_at__isnull=True),
-                name="outbox_pending_idx",
-            ),
-            # Without NULLs, so the planner's only index for pending rows is outbox_pending_idx.
-            models.Index(fields=["batch"], condition=Q(batch__isnull=False), name="outbox_batch_idx"),
+            # The relay's order: claims, batch reads, stats and retention are range scans on it.
+            models.Index(fields=["txid", "id"], name="outbox_position_idx"),
             models.Index(fields=["id"], condition=Q(failed_at__isnull=False), name="outbox_failed_idx"),
         ]
         constraints = [

@@ -89,51 +89,106 @@ def unfinished_batch_ids() -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-_CLAIM = """
-    WITH claimed AS (
-        UPDATE eventlog_outbox_event SET batch_id = %(batch_id)s
-        WHERE id IN (
-            SELECT id FROM eventlog_outbox_event
-            WHERE batch_id IS NULL AND failed_at IS NULL
-            ORDER BY id
-            LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
-        )
-        RETURNING created_at
-    )
-    INSERT INTO eventlog_relay_batch (id, token, state, row_count, oldest_created_at, created_at)
-    SELECT %(batch_id)s, gen_random_uuid(), 'claimed', count(*), min(created_at), now()
-    FROM claimed
-    HAVING count(*) > 0
+def window_condition(low: str, high: str, after_txid: str, after_id: str) -> str:
+    """SQL condition for the events that became visible between snapshots `low` and `high` and lie
+    after position (after_txid, after_id); each argument is an SQL expression (a column or a
+    placeholder). The first line bounds an index range scan on (txid, id).
+
+    Every event before (xmin of `low`, 0) was visible in `low`, so callers keep the position at or
+    past that point (`window_start`) and the scan never visits events of earlier windows.
+    """
+    return f"""
+        (txid, id) > ({after_txid}::text::xid8, {after_id}) AND txid < pg_snapshot_xmax({high}::pg_snapshot)
+        AND pg_visible_in_snapshot(txid, {high}::pg_snapshot)
+        AND NOT pg_visible_in_snapshot(txid, {low}::pg_snapshot)
+    """
+
+
+WINDOW = window_condition("%(low)s", "%(high)s", "%(after_txid)s", "%(after_id)s")
+NOTHING_VISIBLE = "1:1:"  # a snapshot in which no transaction is visible: the first window's `low`
+
+
+def window_start(low: str) -> tuple[str, int]:
+    """The first position of a window whose `low` snapshot is `low` (ids start at 1)."""
+    return low.split(":", 1)[0], 0
+
+
+_LOCK_CURSOR = """
+    SELECT low_snapshot, high_snapshot, after_txid::text, after_id FROM eventlog_relay_cursor
+    WHERE id = 1 FOR UPDATE
 """
+_CLAIM = f"""
+    WITH next AS MATERIALIZED (
+        SELECT txid, id, created_at FROM eventlog_outbox_event
+        WHERE {WINDOW}
+        ORDER BY txid, id
+        LIMIT %(limit)s
+    ),
+    last AS (SELECT txid, id FROM next ORDER BY txid DESC, id DESC LIMIT 1)
+    INSERT INTO eventlog_relay_batch (token, state, low_snapshot, high_snapshot, after_txid, after_id,
+        last_txid, last_id, row_count, oldest_created_at, created_at)
+    SELECT gen_random_uuid(), 'claimed', %(low)s, %(high)s, %(after_txid)s::text::xid8, %(after_id)s,
+        last.txid, last.id, (SELECT count(*) FROM next), (SELECT min(created_at) FROM next), now()
+    FROM last
+    RETURNING id, last_txid::text, last_id
+"""  # noqa: S608 (built from constants; values are bound)
 
 
 def claim_batch(batch_size: int) -> int | None:
-    """Claim up to `batch_size` pending events into a new batch and commit it.
+    """Claim the next `batch_size` events of the cursor's window into a new batch, move the cursor
+    past them, and commit. When the window is used up, the next window is every event that became
+    visible since. Claims are serialized by the lock on the cursor row; the events are not written.
 
-    Returns the batch id, or None when no pending event was free to claim.
+    Returns the batch id, or None when no committed event is pending.
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence('eventlog_relay_batch', 'id'))")
-        batch_id: int = cursor.fetchone()[0]
-        cursor.execute(_CLAIM, {"batch_id": batch_id, "limit": batch_size})
-        return batch_id if cursor.rowcount == 1 else None
+        cursor.execute(
+            "INSERT INTO eventlog_relay_cursor (id, low_snapshot, high_snapshot, after_txid, after_id)"
+            " VALUES (1, %s, pg_current_snapshot()::text, %s, 0) ON CONFLICT (id) DO NOTHING",
+            [NOTHING_VISIBLE, window_start(NOTHING_VISIBLE)[0]],
+        )
+        cursor.execute(_LOCK_CURSOR)
+        low, high, after_txid, after_id = cursor.fetchone()
+        window = {"low": low, "high": high, "after_txid": after_txid, "after_id": after_id}
+        cursor.execute(_CLAIM, {**window, "limit": batch_size})
+        claimed = cursor.fetchone()
+        if claimed is None:
+            cursor.execute("SELECT pg_current_snapshot()::text")
+            after_txid, after_id = window_start(high)
+            window = {
+                "low": high,
+                "high": cursor.fetchone()[0],
+                "after_txid": after_txid,
+                "after_id": after_id,
+            }
+            cursor.execute(_CLAIM, {**window, "limit": batch_size})
+            claimed = cursor.fetchone()
+        if claimed is not None:
+            window["after_txid"], window["after_id"] = claimed[1], claimed[2]
+        cursor.execute(
+            "UPDATE eventlog_relay_cursor SET low_snapshot = %(low)s, high_snapshot = %(high)s,"
+            " after_txid = %(after_txid)s::text::xid8, after_id = %(after_id)s WHERE id = 1",
+            window,
+        )
+        return None if claimed is None else int(claimed[0])
 
 
 _LOCK_BATCH = """
-    SELECT token, split FROM eventlog_relay_batch
+    SELECT token, split, low_snapshot AS low, high_snapshot AS high, after_txid::text AS after_txid, after_id,
+        last_txid::text AS last_txid, last_id
+    FROM eventlog_relay_batch
     WHERE id = %s AND state = 'claimed'
     FOR UPDATE SKIP LOCKED
 """
 # event_date_time travels as integer microseconds since the epoch (DateTime64(6)'s own ticks): parsing
 # a Python datetime per row and formatting it again was a third of the relay's time.
-_READ_BATCH = """
+_READ_BATCH = f"""
     SELECT id, event_id, event_type, (extract(epoch FROM event_date_time) * 1000000)::bigint,
         environment, event_context::text, metadata_version
     FROM eventlog_outbox_event
-    WHERE batch_id = %s
-    ORDER BY id
-"""
+    WHERE {WINDOW} AND (txid, id) <= (%(last_txid)s::text::xid8, %(last_id)s) AND failed_at IS NULL
+    ORDER BY txid, id
+"""  # noqa: S608 (built from constants; values are bound)
 
 
 def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
@@ -148,15 +203,16 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
         locked = cursor.fetchone()
         if locked is None:
             return RelayResult()
-        token, split = str(locked[0]), locked[1]
-        cursor.execute(_READ_BATCH, [batch_id])
+        token, split = locked[0], locked[1]
+        names = ("low", "high", "after_txid", "after_id", "last_txid", "last_id")
+        cursor.execute(_READ_BATCH, dict(zip(names, locked[2:], strict=True)))
         rows: list[Row] = cursor.fetchall()
         poison: dict[int, ClickHouseRejected] = {}
         try:
             if split:
-                poison = write_isolating_poison(sink, rows, token)
+                poison = write_isolating_poison(sink, rows, str(token))
             else:
-                write_rows(sink, rows, token)
+                write_rows(sink, rows, str(token))
         except ClickHouseError as exc:
             failure = exc
             _record_failure(cursor, batch_id, exc)
@@ -223,8 +279,8 @@ def _dead_letter(cursor: Any, batch_id: int, poison: dict[int, ClickHouseRejecte
     if not poison:
         return
     cursor.executemany(
-        "UPDATE eventlog_outbox_event SET failed_at = now(), batch_id = NULL, last_error = %s,"
-        " rejections = rejections + 1 WHERE id = %s",
+        "UPDATE eventlog_outbox_event SET failed_at = now(), last_error = %s, rejections = rejections + 1"
+        " WHERE id = %s",
         [(str(exc)[:2000], row_id) for row_id, exc in poison.items()],
     )
     cursor.execute(
@@ -233,17 +289,27 @@ def _dead_letter(cursor: Any, batch_id: int, poison: dict[int, ClickHouseRejecte
     log.warning("relay batch %s: %d event(s) dead-lettered", batch_id, len(poison))
 
 
+_REPLAY = """
+    WITH dead AS (
+        DELETE FROM eventlog_outbox_event
+        WHERE failed_at IS NOT NULL AND (%(all)s OR event_id = ANY(%(event_ids)s::uuid[]))
+        RETURNING event_id, event_type, event_date_time, environment, event_context, metadata_version,
+            last_error, rejections
+    )
+    INSERT INTO eventlog_outbox_event (event_id, event_type, event_date_time, environment, event_context,
+        metadata_version, last_error, rejections)
+    SELECT * FROM dead
+"""
+
+
 def replay_dead_letters(event_ids: Sequence[Any] | None = None) -> int:
     """Make dead letters pending again (all of them, or those with the given event ids), so the
-    next run relays them. Returns how many were replayed; replaying a replayed event does nothing."""
+    next run relays them. Returns how many were replayed; replaying a replayed event does nothing.
+
+    A replayed event is written again, in this transaction: that puts it after the relay cursor,
+    with its error and rejection count kept for the record.
+    """
     with connection.cursor() as cursor:
-        if event_ids is None:
-            cursor.execute("UPDATE eventlog_outbox_event SET failed_at = NULL WHERE failed_at IS NOT NULL")
-        else:
-            cursor.execute(
-                "UPDATE eventlog_outbox_event SET failed_at = NULL"
-                " WHERE failed_at IS NOT NULL AND event_id = ANY(%s)",
-                [list(event_ids)],
-            )
+        cursor.execute(_REPLAY, {"all": event_ids is None, "event_ids": list(event_ids or [])})
         replayed: int = cursor.rowcount
         return replayed

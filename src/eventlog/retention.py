@@ -7,13 +7,22 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
+from eventlog.relay import WINDOW
+
 _NEXT_EXPIRED_BATCH = """
-    SELECT id FROM eventlog_relay_batch
+    SELECT id, low_snapshot, high_snapshot, after_txid::text, after_id, last_txid::text, last_id
+    FROM eventlog_relay_batch
     WHERE state = 'delivered' AND delivered_at < %s
     ORDER BY id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 """
+
+
+_DELETE_BATCH_EVENTS = f"""
+    DELETE FROM eventlog_outbox_event
+    WHERE {WINDOW} AND (txid, id) <= (%(last_txid)s::text::xid8, %(last_id)s) AND failed_at IS NULL
+"""  # noqa: S608 (built from constants; values are bound)
 
 
 @dataclass(frozen=True)
@@ -26,8 +35,8 @@ def purge_processed(delivered_before: datetime, max_batches: int) -> PurgeResult
     """Delete the events of batches delivered before `delivered_before`, one batch per transaction
     (so each DELETE is bounded by the relay's batch size), at most `max_batches` batches.
 
-    Touches only events whose batch ClickHouse acknowledged: pending, claimed and dead-lettered
-    events are never deleted.
+    Touches only events in the range of a batch ClickHouse acknowledged: pending, claimed and
+    dead-lettered events are never deleted.
     """
     batches = events = 0
     for _ in range(max_batches):
@@ -36,7 +45,8 @@ def purge_processed(delivered_before: datetime, max_batches: int) -> PurgeResult
             row = cursor.fetchone()
             if row is None:
                 break
-            cursor.execute("DELETE FROM eventlog_outbox_event WHERE batch_id = %s", [row[0]])
+            names = ("low", "high", "after_txid", "after_id", "last_txid", "last_id")
+            cursor.execute(_DELETE_BATCH_EVENTS, dict(zip(names, row[1:], strict=True)))
             events += cursor.rowcount
             cursor.execute("DELETE FROM eventlog_relay_batch WHERE id = %s", [row[0]])
             batches += 1

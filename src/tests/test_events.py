@@ -34,7 +34,7 @@ def test_emitted_event_keeps_every_field_and_microseconds() -> None:
     assert row.event_date_time == when
     assert row.event_date_time.astimezone(UTC).microsecond == 123456
     assert (row.environment, row.event_context, row.metadata_version) == ("eu", {"email": "a@example.com"}, 7)
-    assert row.batch_id is None
+    assert row.failed_at is None
 
 
 def test_environment_defaults_to_the_configured_one() -> None:

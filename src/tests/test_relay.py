@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from django.db import connection
+from django.db import connection, connections
 
 from eventlog.clickhouse import EventLogWriter
 from eventlog.errors import ClickHouseUnavailable
 from eventlog.events import NewEvent, emit_events
-from eventlog.models import OutboxEvent, RelayBatch
-from eventlog.relay import claim_batch, relay_outbox
+from eventlog.models import RelayBatch
+from eventlog.relay import WINDOW, claim_batch, relay_outbox, window_start
 from eventlog.stats import outbox_stats
 from tests.conftest import event_log, event_log_counts
 
@@ -98,11 +98,13 @@ def test_a_batch_inserted_but_not_settled_is_resent_and_lands_once(
     assert batch_id is not None
     # The relay died after ClickHouse acknowledged the insert but before it marked the batch.
     batch = RelayBatch.objects.get(id=batch_id)
+    window = {"low": batch.low_snapshot, "high": batch.high_snapshot, "after_txid": str(batch.after_txid),
+              "after_id": batch.after_id}  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT event_id, event_type, event_date_time, environment, event_context::text, metadata_version"
-            " FROM eventlog_outbox_event WHERE batch_id = %s ORDER BY id",
-            [batch_id],
+            f" FROM eventlog_outbox_event WHERE {WINDOW} ORDER BY txid, id",
+            window,
         )
         rows = cursor.fetchall()
     writer.write_batch([list(c) for c in zip(*rows, strict=True)], token=str(batch.token))
@@ -112,36 +114,63 @@ def test_a_batch_inserted_but_not_settled_is_resent_and_lands_once(
 
 def test_claiming_reads_only_pending_rows_however_many_were_processed() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO eventlog_relay_batch (token, state, row_count, oldest_created_at,"
-                       " created_at, attempts, last_error) VALUES (gen_random_uuid(), 'delivered', 200000,"
-                       " now(), now(), 1, '') RETURNING id")  # fmt: skip
-        batch_id = cursor.fetchone()[0]
         cursor.execute(
             "INSERT INTO eventlog_outbox_event (event_id, event_type, event_date_time, environment,"
-            " event_context, metadata_version, created_at, batch_id)"
-            " SELECT gen_random_uuid(), 'old', now(), 'test', '{}', 1, now(), %s"
-            " FROM generate_series(1, 200000)",
-            [batch_id],
+            " event_context, metadata_version) SELECT gen_random_uuid(), 'old', now(), 'test', '{}', 1"
+            " FROM generate_series(1, 200000)"
+        )
+        # 200,000 processed events: all visible in the cursor's window, which is used up.
+        cursor.execute(
+            "INSERT INTO eventlog_relay_cursor (id, low_snapshot, high_snapshot, after_txid, after_id)"
+            " SELECT 1, s, s, split_part(s, ':', 1)::xid8, 0"
+            " FROM (SELECT pg_current_snapshot()::text AS s) now"
         )
         cursor.execute("ANALYZE eventlog_outbox_event")
+        cursor.execute("SELECT low_snapshot FROM eventlog_relay_cursor")
+        low = cursor.fetchone()[0]
     emit(10)
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_snapshot()::text")
+        after_txid, after_id = window_start(low)
+        window = {"low": low, "high": cursor.fetchone()[0], "after_txid": after_txid, "after_id": after_id}
         cursor.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM eventlog_outbox_event"
-            " WHERE batch_id IS NULL AND failed_at IS NULL ORDER BY id LIMIT 10000 FOR UPDATE SKIP LOCKED"
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT txid, id, created_at FROM eventlog_outbox_event"
+            f" WHERE {WINDOW} ORDER BY txid, id LIMIT 10000",
+            window,
         )
         plan = cursor.fetchone()[0][0]
     nodes = list(plan_nodes(plan["Plan"]))
-    assert {node["Index Name"] for node in nodes if "Index Name" in node} == {"outbox_pending_idx"}
+    assert {node["Index Name"] for node in nodes if "Index Name" in node} == {"outbox_position_idx"}
+    assert plan["Plan"]["Actual Rows"] == 10
     # A handful of pages, not the thousands that hold the 200,000 processed rows.
     assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"] < 20
-    assert OutboxEvent.objects.filter(batch__isnull=True).count() == 10
+    assert outbox_stats()["pending"] == 10
+    assert claim_batch(10_000) is not None
+    assert RelayBatch.objects.get().row_count == 10
 
 
-def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("Plans", []):
-        yield from plan_nodes(child)
+def test_an_event_committed_late_with_a_smaller_id_is_not_skipped(
+    writer: EventLogWriter, clickhouse: Client
+) -> None:
+    """A slow transaction takes its id first and commits after later events were relayed."""
+    slow = connections.create_connection("default")
+    try:
+        slow.set_autocommit(False)
+        with slow.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO eventlog_outbox_event (event_id, event_type, event_date_time, environment,"
+                " event_context, metadata_version) VALUES (gen_random_uuid(), 'slow', now(), 't', '{}', 1)"
+            )
+        emit(100)  # later ids, committed first
+        # A transaction still open holds nothing up: what is committed is relayed ...
+        assert relay_outbox(writer, batch_size=1000, max_batches=5).events == 100
+        slow.commit()
+    finally:
+        slow.close()
+    # ... and the slow one's event, committed after them, is not skipped.
+    assert relay_outbox(writer, batch_size=1000, max_batches=5).events == 1
+    assert event_log_counts(clickhouse) == (101, 101)
+    assert [row["event_type"] for row in event_log(clickhouse)].count("slow") == 1
 
 
 def test_concurrent_relay_threads_never_insert_an_event_twice_or_skip_one(
@@ -176,3 +205,9 @@ def test_concurrent_relay_threads_never_insert_an_event_twice_or_skip_one(
     assert errors == []
     assert event_log_counts(clickhouse) == (produced, produced)
     assert outbox_stats()["processed"] == produced
+
+
+def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
