@@ -39,6 +39,9 @@ INSERT_SETTINGS: dict[str, Any] = {
     "throw_on_max_partitions_per_insert_block": 0,
 }
 
+# Read the relay's CSV literally: no single-quoted strings, nothing trimmed.
+CSV_SETTINGS: dict[str, Any] = {"format_csv_allow_single_quotes": 0, "input_format_csv_trim_whitespaces": 0}
+
 # ClickHouse error codes caused by the rows themselves (parse, type and range errors, 469: a CHECK
 # constraint of the table): resending the same rows fails again. Every other code (missing table,
 # read-only, memory, network) is treated as an outage of ClickHouse and retried.
@@ -155,6 +158,19 @@ class EventLogWriter:
                 column_names=COLUMNS,
                 column_oriented=True,
                 settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+            )
+
+    def write_csv(self, block: bytes, token: str) -> None:
+        """Insert CSV rows (every field quoted, columns in COLUMNS order) as one deduplicated insert,
+        with the same guarantees as `write_batch`."""
+        client = self.client()
+        with translated_errors():
+            client.raw_insert(
+                f"{self.database}.{TABLE}",
+                COLUMNS,
+                block,
+                settings={**INSERT_SETTINGS, **CSV_SETTINGS, "insert_deduplication_token": token},
+                fmt="CSV",
             )
 
     def close(self) -> None:

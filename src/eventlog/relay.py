@@ -36,7 +36,10 @@ Row = tuple[Any, ...]  # (id, *clickhouse.COLUMNS)
 
 
 class BatchSink(Protocol):
-    """Where batches go; `EventLogWriter` in production. See its `write_batch` contract."""
+    """Where batches go; `EventLogWriter` in production. See its `write_csv` and `write_batch`
+    contracts: the same insert, given as CSV text or as Python values column by column."""
+
+    def write_csv(self, block: bytes, token: str) -> None: ...
 
     def write_batch(self, columns: list[list[Any]], token: str) -> None: ...
 
@@ -174,21 +177,35 @@ def claim_batch(batch_size: int) -> int | None:
 
 
 _LOCK_BATCH = """
-    SELECT token, split, low_snapshot AS low, high_snapshot AS high, after_txid::text AS after_txid, after_id,
-        last_txid::text AS last_txid, last_id
+    SELECT token, split, row_count, low_snapshot, high_snapshot, after_txid::text, after_id,
+        last_txid::text, last_id
     FROM eventlog_relay_batch
     WHERE id = %s AND state = 'claimed'
     FOR UPDATE SKIP LOCKED
 """
-# event_date_time travels as integer microseconds since the epoch (DateTime64(6)'s own ticks): parsing
-# a Python datetime per row and formatting it again was a third of the relay's time.
-_READ_BATCH = f"""
-    SELECT id, event_id, event_type, (extract(epoch FROM event_date_time) * 1000000)::bigint,
-        environment, event_context::text, metadata_version
+_BATCH_EVENTS = f"""
     FROM eventlog_outbox_event
     WHERE {WINDOW} AND (txid, id) <= (%(last_txid)s::text::xid8, %(last_id)s) AND failed_at IS NULL
     ORDER BY txid, id
+"""
+# A batch travels from COPY to ClickHouse as CSV, with no Python object per event: that takes about
+# a quarter of the time of building rows in Python. Every field is quoted, so ClickHouse's CSV reader
+# keeps leading and trailing spaces, quotes and line breaks exactly as they are.
+_COPY_BATCH = f"""
+    COPY (
+        SELECT event_id, event_type, to_char(event_date_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
+            environment, event_context::text, metadata_version
+        {_BATCH_EVENTS}
+    ) TO STDOUT (FORMAT csv, FORCE_QUOTE *)
+"""
+# Row by row, for splitting a rejected batch. event_date_time travels as integer microseconds since
+# the epoch (DateTime64(6)'s own ticks), which clickhouse-connect writes without a datetime per row.
+_READ_BATCH = f"""
+    SELECT id, event_id, event_type, (extract(epoch FROM event_date_time) * 1000000)::bigint,
+        environment, event_context::text, metadata_version
+    {_BATCH_EVENTS}
 """  # noqa: S608 (built from constants; values are bound)
+_BOUNDS = ("low", "high", "after_txid", "after_id", "last_txid", "last_id")
 
 
 def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
@@ -203,29 +220,33 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
         locked = cursor.fetchone()
         if locked is None:
             return RelayResult()
-        token, split = locked[0], locked[1]
-        names = ("low", "high", "after_txid", "after_id", "last_txid", "last_id")
-        cursor.execute(_READ_BATCH, dict(zip(names, locked[2:], strict=True)))
-        rows: list[Row] = cursor.fetchall()
+        token, split, row_count = str(locked[0]), locked[1], locked[2]
+        bounds = dict(zip(_BOUNDS, locked[3:], strict=True))
         poison: dict[int, ClickHouseRejected] = {}
         try:
             if split:
-                poison = write_isolating_poison(sink, rows, str(token))
+                cursor.execute(_READ_BATCH, bounds)
+                poison = write_isolating_poison(sink, cursor.fetchall(), token)
             else:
-                write_rows(sink, rows, str(token))
+                sink.write_csv(_copy_csv(cursor, bounds), token)
         except ClickHouseError as exc:
             failure = exc
             _record_failure(cursor, batch_id, exc)
         else:
             _dead_letter(cursor, batch_id, poison)
             _settle(cursor, batch_id)
-            return RelayResult(batches=1, events=len(rows) - len(poison), dead_lettered=len(poison))
+            return RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
     if isinstance(failure, ClickHouseRejected):
         # `split` is committed now, so no relay will send this batch whole again.
         log.warning("relay batch %s rejected by ClickHouse, isolating the bad events: %s", batch_id, failure)
         return deliver_batch(batch_id, sink)
     log.warning("relay batch %s not delivered: %s", batch_id, failure)
     raise failure
+
+
+def _copy_csv(cursor: Any, bounds: dict[str, Any]) -> bytes:
+    with cursor.cursor.copy(_COPY_BATCH, bounds) as copy:  # psycopg's own cursor, under Django's
+        return b"".join(bytes(chunk) for chunk in copy)
 
 
 def write_rows(sink: BatchSink, rows: Sequence[Row], token: str) -> None:

@@ -82,10 +82,17 @@ def test_an_outage_in_the_middle_of_isolating_poison_duplicates_nothing(
             self.left = n
 
         def write_batch(self, columns: list[list[Any]], token: str) -> None:
+            self.count_down()
+            writer.write_batch(columns, token)
+
+        def write_csv(self, block: bytes, token: str) -> None:
+            self.count_down()
+            writer.write_csv(block, token)
+
+        def count_down(self) -> None:
             if self.left == 0:
                 raise ClickHouseUnavailable("connection refused")
             self.left -= 1
-            writer.write_batch(columns, token)
 
     with pytest.raises(ClickHouseUnavailable):
         relay_outbox(FailingAfter(3), batch_size=10_000, max_batches=1)  # whole, first half, ...

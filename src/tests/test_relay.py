@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -211,3 +212,28 @@ def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
         yield from plan_nodes(child)
+
+
+def test_text_with_spaces_quotes_commas_and_line_breaks_arrives_unchanged(
+    writer: EventLogWriter, clickhouse: Client
+) -> None:
+    awkward = [
+        " leading",
+        "trailing ",
+        '"quoted"',
+        "'single'",
+        "a,b",
+        "line\nbreak",
+        "tab\tx",
+        "back\\slash",
+        "",
+    ]
+    emit_events(
+        [NewEvent(f"t{i} {text}", {"text": text}, environment=text) for i, text in enumerate(awkward)]
+    )
+    relay_outbox(writer, batch_size=100, max_batches=1)
+    rows = {row["event_type"]: row for row in event_log(clickhouse)}
+    for i, text in enumerate(awkward):
+        row = rows[f"t{i} {text}"]
+        assert row["environment"] == text
+        assert json.loads(row["event_context"]) == {"text": text}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import django
@@ -34,10 +35,16 @@ class CrashingSink:
         self.step = step
         self.writer = event_log_writer()
 
+    def write_csv(self, block: bytes, token: str) -> None:
+        self.crashing_around(lambda: self.writer.write_csv(block, token))
+
     def write_batch(self, columns: list[list[Any]], token: str) -> None:
+        self.crashing_around(lambda: self.writer.write_batch(columns, token))
+
+    def crashing_around(self, insert: Callable[[], None]) -> None:
         if self.step == "during_insert":
             threading.Timer(0.005, crash).start()  # dies while the engine is writing the batch
-        self.writer.write_batch(columns, token)
+        insert()
         if self.step in {"during_insert", "after_insert"}:
             crash()
 
