@@ -8,6 +8,7 @@ ClickHouse; the relay does that after commit.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,11 +45,15 @@ class EmitResult:
     duplicates: int
 
 
+# The events travel as one JSON document that PostgreSQL unpacks in C: psycopg's text dumping of six
+# parallel arrays escaped every element with a regular expression and cost half of emit_events.
 _INSERT = """
     INSERT INTO eventlog_outbox_event
         (event_id, event_type, event_date_time, environment, event_context, metadata_version)
-    SELECT * FROM unnest(
-        %s::uuid[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::jsonb[], %s::bigint[]
+    SELECT event_id, event_type, event_date_time, environment, event_context, metadata_version
+    FROM jsonb_to_recordset(%s::jsonb) AS e(
+        event_id uuid, event_type text, event_date_time timestamptz, environment text, event_context jsonb,
+        metadata_version bigint
     )
     ON CONFLICT (event_id) DO NOTHING
 """
@@ -74,18 +79,22 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
     if not events:
         return EmitResult(accepted=0, duplicates=0)
     default_environment = settings.EVENTLOG.environment
+    document = json.dumps(
+        [
+            {
+                "event_id": str(e.event_id),
+                "event_type": e.event_type,
+                "event_date_time": e.event_date_time.isoformat(),
+                "environment": default_environment if e.environment is None else e.environment,
+                "event_context": e.event_context,
+                "metadata_version": e.metadata_version,
+            }
+            for e in events
+        ],
+        ensure_ascii=False,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT,
-            [
-                [e.event_id for e in events],
-                [e.event_type for e in events],
-                [e.event_date_time for e in events],
-                [default_environment if e.environment is None else e.environment for e in events],
-                [json.dumps(e.event_context, ensure_ascii=False) for e in events],
-                [e.metadata_version for e in events],
-            ],
-        )
+        cursor.execute(_INSERT, [document])
         accepted = cursor.rowcount
     return EmitResult(accepted=accepted, duplicates=len(events) - accepted)
 
@@ -117,7 +126,7 @@ def check_event(event: NewEvent, index: int = 0) -> list[Problem]:
         problem("environment", f"must be a string of at most {MAX_EVENT_TYPE_LENGTH} characters")
     if not isinstance(event.event_context, Mapping):
         problem("event_context", "must be a JSON object")
-    elif (reason := unstorable_json(event.event_context)) is not None:
+    elif (reason := unstorable_context(event.event_context)) is not None:
         problem("event_context", reason)
     version = event.metadata_version
     if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= MAX_METADATA_VERSION:
@@ -136,27 +145,20 @@ def is_storable_text(text: str) -> bool:
     return True
 
 
-def unstorable_json(value: Any, depth: int = 0) -> str | None:
-    """Why `value` cannot be stored as PostgreSQL jsonb, or None when it can."""
-    if depth > 64:
-        return "is nested deeper than 64 levels"
-    if isinstance(value, str):
-        return None if is_storable_text(value) else "contains a NUL character or an unpaired surrogate"
-    if isinstance(value, float):
-        return None if value == value and abs(value) != float("inf") else "contains NaN or Infinity"
-    if value is None or isinstance(value, bool | int):
-        return None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return "has a non-string key"
-            reason = unstorable_json(key, depth + 1) or unstorable_json(item, depth + 1)
-            if reason:
-                return reason
-        return None
-    if isinstance(value, list | tuple):
-        for item in value:
-            if reason := unstorable_json(item, depth + 1):
-                return reason
-        return None
-    return f"contains a value that is not JSON ({type(value).__name__})"
+# A NUL escaped by json.dumps, not preceded by an escaped backslash.
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def unstorable_context(context: Mapping[str, Any]) -> str | None:
+    """Why `context` cannot be stored as PostgreSQL jsonb, or None when it can.
+
+    json.dumps walks the value in C: it refuses NaN, Infinity and values that are not JSON, and
+    turns non-string keys into strings as it always does.
+    """
+    try:
+        text = json.dumps(context, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"is not valid JSON: {exc}"
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
+        return "contains a NUL character"
+    return None if is_storable_text(text) else "contains an unpaired surrogate"
