@@ -2,11 +2,13 @@
 
 The protocol, step by step (docs/design.md gives the argument for each step):
 
-1. Claim: in one short transaction, take up to `batch_size` pending events in id order with
-   `FOR UPDATE SKIP LOCKED`, stamp them with a new batch id, and record the batch with a fresh
-   random deduplication token. Commit. From here the batch's content and token never change.
+1. Claim: in one short transaction, with the cursor row locked, take the next `batch_size` events
+   of the cursor's snapshot window in (txid, id) order, record them as a batch (the window's
+   snapshots and the positions before and after) with a fresh random deduplication token, move the
+   cursor, commit. The events' rows are not written. From here the batch's content and token never
+   change.
 2. Deliver: in a second transaction, lock the batch row (`SKIP LOCKED`: one relay per batch),
-   read its events in id order and insert them into ClickHouse as one insert carrying the token.
+   stream its events with COPY and insert them into ClickHouse as one insert carrying the token.
 3. Settle: only after ClickHouse acknowledged the insert, mark the batch delivered and commit.
    If ClickHouse is unavailable, the batch stays claimed (its events count as pending), the attempt
    and the error are recorded, and the error is raised to the caller.
