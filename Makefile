@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python src/manage.py
 
-.PHONY: run test install lint typecheck pytest db web worker beat flower lock clean
+.PHONY: run test install lint typecheck pytest db web worker beat flower bench bench-smoke lock clean
 
 $(BIN)/.installed: requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,8 @@ web worker beat flower: install src/core/.env
 	$(BIN)/python scripts/run.py $@
 
 lint: install
-	$(BIN)/ruff check src scripts
-	$(BIN)/ruff format --check src scripts
+	$(BIN)/ruff check src scripts bench
+	$(BIN)/ruff format --check src scripts bench
 
 typecheck: install
 	$(BIN)/mypy
@@ -45,6 +45,15 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Every workload side by side on the real services (docs/benchmarks.md); writes bench/results/latest.json.
+# Needs PostgreSQL and Redis only; it uses its own database, Redis database 13 and var/bench.
+bench: install
+	$(BIN)/python bench/run.py
+
+# The same code on tiny sizes (in CI, so the harness cannot rot); writes bench/results/smoke.json.
+bench-smoke: install
+	$(BIN)/python bench/run.py --smoke
 
 # Regenerate the exact locks from requirements/*.in in throwaway virtualenvs.
 lock:

@@ -283,7 +283,9 @@ def write_isolating_poison(sink: BatchSink, rows: Sequence[Row], token: str) -> 
 
 def _settle(cursor: Any, batch_id: int) -> None:
     cursor.execute(
-        "UPDATE eventlog_relay_batch SET state = 'delivered', delivered_at = now(), attempts = attempts + 1"
+        # clock_timestamp(), not now(): the moment ClickHouse acknowledged, not the transaction's start.
+        "UPDATE eventlog_relay_batch SET state = 'delivered', delivered_at = clock_timestamp(),"
+        " attempts = attempts + 1"
         " WHERE id = %s",
         [batch_id],
     )

@@ -70,3 +70,12 @@ def delivery_latencies(created_since: datetime) -> list[float]:
     with connection.cursor() as cursor:
         cursor.execute(_LATENCIES, [created_since, created_since])
         return [row[0] for row in cursor.fetchall()]
+
+
+def processed_events() -> int:
+    """Events delivered so far (and not yet purged): a sum over batches, cheap enough to poll."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(row_count), 0) FROM eventlog_relay_batch WHERE state = 'delivered'"
+        )
+        return int(cursor.fetchone()[0])

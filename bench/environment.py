@@ -1,0 +1,217 @@
+"""The benchmark's own environment, and the system's processes started exactly as `make run` does.
+
+The benchmark never touches the development or test state: it has its own PostgreSQL database, Redis
+database and embedded ClickHouse directories under var/bench, all reset at the start of a run.
+This module imports nothing that needs Django set up (only src/ on sys.path), so `configure()` can
+run before `django.setup()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.core.management import call_command
+from django.db import InterfaceError, OperationalError, connection
+from psycopg import sql
+from redis import Redis
+
+from core.processes import process_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+VAR = ROOT / "var" / "bench"
+LOGS = VAR / "logs"
+REDIS_URL = "redis://127.0.0.1:6379/13"  # tests use 14 and 15, development 0
+INPROCESS_CLICKHOUSE = VAR / "clickhouse-inprocess"  # the one chDB path this process may open
+
+# Fixed for every process of the run. DEBUG and Sentry are off whatever src/core/.env says: DEBUG
+# keeps every query in memory (the worker's peak memory is a figure), and tracing costs time.
+FIXED = {
+    "DJANGO_SETTINGS_MODULE": "core.settings",
+    "DJANGO_SECRET_KEY": "bench",
+    "DJANGO_DEBUG": "0",
+    "DATABASE_URL": "postgresql://root@127.0.0.1:5432/eventlog_bench",
+    "CELERY_BROKER_URL": REDIS_URL,
+    "REDIS_URL": REDIS_URL,
+    "CLICKHOUSE_URL": f"chdb://{INPROCESS_CLICKHOUSE}",
+    "LOG_LEVEL": "WARNING",
+    "SENTRY_DSN": "",
+}
+# Tunables measured at the code's defaults. A blank value means "the default" to core.env, so a
+# local src/core/.env cannot change them silently; a value in the caller's environment still wins,
+# and the values in effect are recorded in the results.
+DEFAULTED = (
+    "DJANGO_ALLOWED_HOSTS",
+    "EVENTLOG_ENVIRONMENT",
+    "RELAY_INTERVAL_SECONDS",
+    "RELAY_BATCH_SIZE",
+    "RELAY_MAX_BATCHES_PER_RUN",
+    "RELAY_SLOTS",
+    "RELAY_LEASE_SECONDS",
+    "RELAY_MAX_EVENTS_PER_SECOND",
+    "OUTBOX_RETENTION_DAYS",
+    "OUTBOX_PURGE_INTERVAL_SECONDS",
+    "INGEST_MAX_EVENTS",
+    "INGEST_MAX_BYTES",
+    "SENTRY_TRACES_SAMPLE_RATE",
+)
+
+
+class BenchError(Exception):
+    """A workload could not run (a process died, a wait timed out)."""
+
+
+def configure() -> None:
+    """Point this process (and, by inheritance, every subprocess) at the benchmark's services."""
+    os.environ.update(FIXED)
+    for name in DEFAULTED:
+        os.environ.setdefault(name, "")
+
+
+def reset_state() -> None:
+    """Empty var/bench and Redis database 13. Run before Django opens anything there."""
+    shutil.rmtree(VAR, ignore_errors=True)
+    LOGS.mkdir(parents=True)
+    reset_broker()
+
+
+def reset_broker() -> None:
+    """Forget queued ticks and the relay's run slots: a SIGKILLed worker's slot would otherwise make
+    the next worker's ticks skip as "busy" until its lease expires."""
+    Redis.from_url(REDIS_URL).flushdb()
+
+
+def prepare_database() -> None:
+    """A new eventlog_bench, created as `make db` does and migrated. Dropped first: the schema is
+    still changing, migrations included, and a run must measure the code as it is now."""
+    db = settings.EVENTLOG.database
+    with psycopg.connect(
+        dbname="postgres", host=db.host, port=db.port, user=db.user, password=db.password, autocommit=True
+    ) as conn:
+        # FORCE: a previous run that was killed may have left connections behind.
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
+    call_command("create_database", stdout=io.StringIO())  # says "created", every time
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def pg_connect() -> psycopg.Connection[Any]:
+    """A plain psycopg connection to the benchmark database (autocommit), for COPY and VACUUM."""
+    db = settings.EVENTLOG.database
+    return psycopg.connect(
+        dbname=db.name, host=db.host, port=db.port, user=db.user, password=db.password, autocommit=True
+    )
+
+
+def truncate_outbox() -> None:
+    """Empty the outbox and every table of relay state (batches, and whatever else the relay keeps:
+    its cursor today), so that each workload starts from nothing. API keys stay."""
+    tables = [
+        name
+        for name in connection.introspection.table_names()
+        if name.startswith("eventlog_") and name != "eventlog_api_key"
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(map(connection.ops.quote_name, tables))} RESTART IDENTITY")
+
+
+def vacuum_analyze(*tables: str) -> None:
+    """Set hint bits, the visibility map and planner statistics after a bulk load, so that no relay
+    pays for them on behalf of the others (VACUUM cannot run inside a transaction)."""
+    with pg_connect() as conn:
+        for table in tables:
+            conn.execute(f"VACUUM (ANALYZE) {table}")  # our own table names
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start(name: str, label: str, **options: Any) -> subprocess.Popen[bytes]:
+    """Start process `name` of the system (src/core/processes.py) with its own ClickHouse directory
+    (one OS process per chDB path) and its output in var/bench/logs/<label>.log."""
+    argv = process_argv(name, VAR / f"{label}-beat-schedule", **options)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "CLICKHOUSE_URL": f"chdb://{VAR / f'clickhouse-{label}'}"}
+    with (LOGS / f"{label}.log").open("ab") as log:
+        # A session of its own, so that stopping it takes the whole process group: a worker's embedded
+        # beat is a child process that would outlive the worker alone. Our own argv: S603 is moot.
+        return subprocess.Popen(  # noqa: S603
+            argv, cwd=SRC, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group; nothing of the process is needed after a workload."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@contextmanager
+def running(name: str, label: str, **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    process = start(name, label, **options)
+    try:
+        yield process
+    finally:
+        stop(process)
+        reset_broker()
+
+
+def check_alive(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is not None:
+            raise BenchError(f"process {process.pid} exited with {process.returncode}; see {LOGS}")
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float,
+    processes: Sequence[subprocess.Popen[bytes]] = (),
+    interval: float = 0.1,
+) -> None:
+    """Poll `condition` until it holds; fail early if one of `processes` died.
+
+    A lost database connection is not fatal while polling (the relay itself survives a PostgreSQL
+    restart; the fault tests do restart it): the next poll reconnects, within the same deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while not _holds(condition):
+        check_alive(processes)
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _holds(condition: Callable[[], bool]) -> bool:
+    try:
+        return condition()
+    except (OperationalError, InterfaceError) as exc:
+        print(f"database error while polling, retrying: {exc}", file=sys.stderr, flush=True)
+        connection.close()
+        return False
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's own peak resident memory: VmHWM is the kernel's high-water mark, so one read
+    at the end of a workload is the peak over all of it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError(f"no VmHWM for process {pid}")

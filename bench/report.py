@@ -1,0 +1,154 @@
+"""What a run records besides its figures (machine, versions, settings), the printed table, and the
+JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from django.conf import settings
+from django.db import connection
+from redis import Redis
+
+from core.processes import process_argv
+from environment import REDIS_URL, ROOT
+from sizes import Sizes
+
+PACKAGES = ("django", "celery", "clickhouse-connect", "chdb", "psycopg", "gunicorn")
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = next(
+        (line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    meminfo = (int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal:"))
+    memory_kb = next(meminfo, 0)
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+    }
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def versions(client: Client) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgresql = cursor.fetchone()[0]
+    return {
+        "python": platform.python_version(),
+        **{name: version(name) for name in PACKAGES},
+        "clickhouse_engine": str(client.command("SELECT version()")),
+        "postgresql": postgresql,
+        "redis": str(Redis.from_url(REDIS_URL).info("server")["redis_version"]),
+    }
+
+
+def source() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it (figures of a dirty tree
+    are of uncommitted code)."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603, S607
+        return result.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty_paths": git("status", "--porcelain", "src").splitlines(),
+    }
+
+
+def run_settings(sizes: Sizes) -> dict[str, Any]:
+    """The settings in effect for every process of the run, and the workload sizes."""
+    config = settings.EVENTLOG
+    web = process_argv("web", Path("unused"))
+    worker = process_argv("worker", Path("unused"))
+    return {
+        "relay_batch_size": config.relay_batch_size,
+        "relay_interval_seconds": config.relay_interval_seconds,
+        "relay_max_batches_per_run": config.relay_max_batches_per_run,
+        "relay_slots": config.relay_slots,
+        "relay_max_events_per_second": config.relay_max_events_per_second,
+        "gunicorn_workers": int(web[web.index("--workers") + 1]),
+        "gunicorn_threads": int(web[web.index("--threads") + 1]),
+        "celery_worker": " ".join(arg for arg in worker if arg.startswith("--")),
+        "sizes": sizes.as_dict(),
+    }
+
+
+def write(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(results), indent=2) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """NaN (no samples) as null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# (workload, key, label, format): the rows of the printed table, in order.
+ROWS = (
+    ("relay_drain", "events_per_s", "our relay, events/s", "{:,.0f}"),
+    ("relay_drain", "seed_literal_events_per_s", "seed-literal relay, events/s", "{:,.0f}"),
+    ("relay_drain", "floor_events_per_s", "floor (COPY out, one insert), events/s", "{:,.0f}"),
+    ("relay_drain", "floor_csv_events_per_s", "CSV floor (COPY out as CSV, one insert), events/s", "{:,.0f}"),
+    ("relay_drain", "vs_floor", "our relay / floor", "{:.2f}x"),
+    ("relay_drain", "vs_floor_csv", "our relay / CSV floor", "{:.2f}x"),
+    ("relay_drain", "vs_seed_literal", "our relay / seed-literal", "{:.2f}x"),
+    ("http_ingest_batch", "events_per_s", "events/s", "{:,.0f}"),
+    ("http_ingest_batch", "p50_ms", "p50 request, ms", "{:.1f}"),
+    ("http_ingest_batch", "p99_ms", "p99 request, ms", "{:.1f}"),
+    ("http_ingest_batch", "errors", "non-202 answers", "{:,}"),
+    ("http_ingest_single", "requests_per_s", "requests/s", "{:,.0f}"),
+    ("http_ingest_single", "p50_ms", "p50 request, ms", "{:.1f}"),
+    ("http_ingest_single", "p99_ms", "p99 request, ms", "{:.1f}"),
+    ("http_ingest_single", "errors", "non-202 answers", "{:,}"),
+    ("emit_many", "events_per_s", "emit_events, events/s", "{:,.0f}"),
+    ("emit_many", "copy_events_per_s", "raw COPY, events/s", "{:,.0f}"),
+    ("emit_many", "vs_copy", "emit_events / COPY", "{:.2f}x"),
+    ("e2e_latency", "p50_s", "p50 commit -> ClickHouse, s", "{:.3f}"),
+    ("e2e_latency", "p99_s", "p99 commit -> ClickHouse, s", "{:.3f}"),
+    ("e2e_latency", "inserts_per_s", "ClickHouse inserts/s", "{:.2f}"),
+    ("e2e_latency", "produced_events_per_s", "events/s produced", "{:,.0f}"),
+    ("worker_peak_rss_mb", "", "worker peak RSS draining the backlog, MB", "{:,.0f}"),
+)
+
+
+def table(workloads: dict[str, Any]) -> str:
+    """The figures as a Markdown table (it prints readably and pastes into docs/benchmarks.md)."""
+    lines = ["| workload | figure | value |", "| --- | --- | ---: |"]
+    lines += [f"| {workload} | {label} | {value} |" for workload, label, value in _cells(workloads)]
+    return "\n".join(lines)
+
+
+def _cells(workloads: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    for workload, key, label, fmt in ROWS:
+        value = workloads.get(workload)
+        if key and isinstance(value, dict):
+            value = value.get(key)
+        yield workload, label, "n/a" if value is None else fmt.format(value)

@@ -1,0 +1,54 @@
+"""How big each workload is: the full sizes the issue asks for, and tiny ones for CI's smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sizes:
+    backlog: int  # relay_drain: pending events drained by each of the three relays
+    http_seconds: float  # measured load per HTTP workload
+    http_warmup_seconds: float  # load before the measured window, not counted
+    batch_clients: int  # client processes of http_ingest_batch
+    single_clients: int  # client processes of http_ingest_single
+    events_per_request: int  # http_ingest_batch
+    emit_events: int  # emit_many, and the raw COPY beside it
+    emit_chunk: int  # events per emit_events call, one transaction each
+    e2e_events_per_s: int  # e2e_latency's steady producer rate
+    e2e_seconds: float  # how long it produces
+    e2e_events_per_transaction: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Sizes(
+    backlog=1_000_000,
+    http_seconds=15.0,
+    http_warmup_seconds=2.0,
+    batch_clients=8,
+    single_clients=16,
+    events_per_request=100,
+    emit_events=100_000,
+    emit_chunk=1_000,
+    e2e_events_per_s=5_000,
+    e2e_seconds=60.0,
+    e2e_events_per_transaction=100,
+)
+
+# The same code paths on sizes that finish in well under two minutes: figures mean nothing here.
+SMOKE = Sizes(
+    backlog=2_000,
+    http_seconds=2.0,
+    http_warmup_seconds=0.5,
+    batch_clients=2,
+    single_clients=2,
+    events_per_request=100,
+    emit_events=2_000,
+    emit_chunk=1_000,
+    e2e_events_per_s=500,
+    e2e_seconds=5.0,
+    e2e_events_per_transaction=100,
+)

@@ -1,0 +1,112 @@
+"""http_ingest_batch and http_ingest_single: concurrent keep-alive clients POSTing events over
+loopback to gunicorn, run as `make run` runs it, while a worker relays what they write."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import seeding
+from environment import free_port, running, truncate_outbox, wait_until
+from eventlog.api_keys import create_api_key
+from eventlog.stats import outbox_stats
+from figures import percentile
+from sizes import Sizes
+from workloads.load_client import ClientResult, Load, Window, run_client
+
+
+def run(sizes: Sizes, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Both workloads on one web process and one worker, the outbox emptied in between."""
+    truncate_outbox()
+    key = create_api_key(f"bench-{uuid.uuid4().hex[:8]}")[1]
+    port = free_port()
+    plans = {  # events per request, client processes
+        "http_ingest_batch": (sizes.events_per_request, sizes.batch_clients),
+        "http_ingest_single": (1, sizes.single_clients),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    with (
+        running("worker", "ingest-worker", embedded_beat=True) as worker,
+        running("web", "web", web_bind=f"127.0.0.1:{port}") as web,
+    ):
+        wait_until(lambda: answers(port, key), "the web process", timeout=60, processes=[web])
+        for name, (events, clients) in plans.items():
+            log(f"{name}: {clients} clients, {events} event(s) per request, {sizes.http_seconds:g} s")
+            load = drive(port, key, request_body(events), clients, sizes)
+            pending_after = outbox_stats()["pending"]
+            # Drained before the next workload, so that it does not inherit a backlog.
+            wait_until(lambda: outbox_stats()["pending"] == 0, "the relay to catch up", 300, [worker, web])
+            truncate_outbox()
+            figures = summarize(load, sizes, events)
+            results[name] = {**figures, "clients": clients, "pending_after_load": pending_after}
+    return results
+
+
+def answers(port: int, key: str) -> bool:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/stats", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def request_body(events: int) -> bytes:
+    """A JSON array of `events` events, or one object for a single event. Every request sends the
+    same body: event ids are left to the server, so each request writes new events."""
+    generator = seeding.rng(7)
+    if events == 1:
+        return json.dumps(seeding.request_event(generator)).encode()
+    return json.dumps([seeding.request_event(generator) for _ in range(events)]).encode()
+
+
+def drive(port: int, key: str, body: bytes, clients: int, sizes: Sizes) -> list[ClientResult]:
+    """Run `clients` client processes over the same window; their results. The window opens only
+    once every client has started, so slow process start-up never shortens anyone's window."""
+    context = multiprocessing.get_context("spawn")  # clean processes, not forks of this one
+    results_queue = context.Queue()
+    window = Window(context.Queue(), context.Event(), context.Array("d", 2))
+    processes = [
+        context.Process(target=run_client, args=(Load(port, key, body), window, results_queue))
+        for _ in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        window.ready.get(timeout=120)
+    start_at = time.monotonic() + sizes.http_warmup_seconds
+    window.times[0], window.times[1] = start_at, start_at + sizes.http_seconds
+    window.go.set()
+    # Read before joining: a process that put a large result cannot exit until it is read.
+    deadline = start_at + sizes.http_seconds + 120
+    results: list[ClientResult] = [results_queue.get(timeout=deadline - time.monotonic()) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    return results
+
+
+def summarize(results: list[ClientResult], sizes: Sizes, events_per_request: int) -> dict[str, Any]:
+    latencies = sorted(latency for result in results for latency in result.latencies_s)
+    statuses: Counter[int] = Counter()
+    for result in results:
+        statuses.update(result.statuses)
+    accepted = statuses[202]
+    return {
+        "events_per_s": accepted * events_per_request / sizes.http_seconds,
+        "requests_per_s": accepted / sizes.http_seconds,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "requests": len(latencies),
+        "errors": len(latencies) - accepted,
+        "statuses": {str(status): count for status, count in sorted(statuses.items())},
+        "events_per_request": events_per_request,
+    }

@@ -1,0 +1,128 @@
+"""relay_drain: a backlog drained into ClickHouse by our relay, beside the seed-literal relay and the
+floor on the very same rows; and the worker's peak memory while it drains."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from django.conf import settings
+from django.db import connection
+
+import seeding
+from environment import peak_rss_mb, pg_connect, running, truncate_outbox, vacuum_analyze, wait_until
+from eventlog.stats import outbox_stats, processed_events
+from figures import percentile
+from sizes import Sizes
+from workloads import baselines
+
+SEED_EVENTS_PER_TRANSACTION = 1_000
+
+
+def run(sizes: Sizes, client: Client, log: Callable[[str], None]) -> dict[str, Any]:
+    """Seed the backlog once, then let the floors, the seed-literal relay and our relay drain it."""
+    backlog = sizes.backlog
+    truncate_outbox()
+    log(f"seeding {backlog:,} pending events")
+    with pg_connect() as conn:
+        seeding.seed_backlog(conn, "eventlog_outbox_event", backlog, SEED_EVENTS_PER_TRANSACTION)
+    baselines.create_seed_table()
+    vacuum_analyze("eventlog_outbox_event", baselines.SEED_TABLE)
+    measured = measure_baselines(client, log)
+    log("our relay: Celery worker with embedded beat")
+    ours = drain_with_worker(backlog)
+    check_counts(client, backlog, {name: rows for name, (rows, _) in measured.items()})
+
+    baselines.drop_seed_table()
+    client.command(f"TRUNCATE TABLE {baselines.FLOOR_TABLE}")
+    client.command("TRUNCATE TABLE event_log")
+    truncate_outbox()
+    figures: dict[str, Any] = {"backlog_events": backlog, **ours}
+    for name, (rows, seconds) in measured.items():
+        figures |= {f"{name}_events_per_s": rows / seconds, f"{name}_s": seconds,
+                    f"vs_{name}": ours["events_per_s"] / (rows / seconds)}  # fmt: skip
+    return figures
+
+
+def measure_baselines(client: Client, log: Callable[[str], None]) -> dict[str, tuple[int, float]]:
+    """(rows moved, seconds) of each baseline, in this process's ClickHouse."""
+    measured: dict[str, tuple[int, float]] = {}
+    # The floors only read the outbox, so they run first and leave the backlog pending for the relays.
+    floors = {"floor": baselines.floor_copy_insert, "floor_csv": baselines.floor_csv_insert}
+    for name, floor in floors.items():
+        log(f"{name}: COPY out, one insert")
+        baselines.create_floor_table(client)
+        measured[name] = timed(functools.partial(floor, client))
+    log("seed-literal relay")
+    batch_size = settings.EVENTLOG.relay_batch_size  # the seed's slice: as many rows as our batch
+    measured["seed_literal"] = timed(functools.partial(baselines.seed_literal_relay, client, batch_size))
+    return measured
+
+
+def timed(work: Callable[[], int]) -> tuple[int, float]:
+    began = time.perf_counter()
+    rows = work()
+    return rows, time.perf_counter() - began
+
+
+def drain_with_worker(backlog: int) -> dict[str, Any]:
+    """Start a worker as `make run` does and wait until it has delivered the whole backlog."""
+    started = datetime.now(UTC)
+    with running("worker", "relay", embedded_beat=True) as worker:
+        wait_until(
+            lambda: processed_events() >= backlog,
+            "the relay to drain the backlog",
+            timeout=max(300.0, backlog / 1000),
+            processes=[worker],
+        )
+        drained = datetime.now(UTC)
+        peak_mb = peak_rss_mb(worker.pid)
+    wall_s = (drained - started).total_seconds()
+    return {
+        **relay_rate(backlog, drained),
+        "wall_s": wall_s,  # from starting the worker process: engine start-up and first tick included
+        "wall_events_per_s": backlog / wall_s,
+        "worker_peak_rss_mb": peak_mb,
+    }
+
+
+_BATCHES = "SELECT row_count, created_at FROM eventlog_relay_batch WHERE state = 'delivered' ORDER BY id"
+
+
+def relay_rate(backlog: int, drained: datetime) -> dict[str, Any]:
+    """Events per second from the relay's first claim to the moment everything was delivered.
+
+    The first batch also opens the worker's embedded ClickHouse (engine start-up, schema check),
+    a one-time cost the baselines, on this process's already open engine, do not pay: when there
+    are several batches, the clock starts at the second claim and the first batch is not counted.
+    The end is this process's observation of the drain (polled every 0.1 s).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_BATCHES)
+        batches: list[tuple[int, datetime]] = cursor.fetchall()
+    first_count, first_claim = batches[0]
+    events, start = (backlog - first_count, batches[1][1]) if len(batches) > 1 else (backlog, first_claim)
+    # From one claim to the next: one batch's work, plus any wait for the next beat tick.
+    intervals = sorted((b[1] - a[1]).total_seconds() for a, b in itertools.pairwise(batches[1:]))
+    return {
+        "events_per_s": events / (drained - start).total_seconds(),
+        "batches": len(batches),
+        "first_batch_s": (start - first_claim).total_seconds(),
+        "drain_s": (drained - first_claim).total_seconds(),
+        "claim_interval_p50_s": percentile(intervals, 50),
+        "claim_interval_max_s": intervals[-1] if intervals else math.nan,
+    }
+
+
+def check_counts(client: Client, backlog: int, moved: dict[str, int]) -> None:
+    """Each relay moved exactly the backlog (our relay's own ClickHouse is checked by its tests)."""
+    stats = outbox_stats()
+    landed = baselines.clickhouse_count(client, "event_log")  # the seed-literal relay's inserts
+    if {*moved.values(), landed, stats["processed"]} != {backlog} or stats["failed"]:
+        raise RuntimeError(f"backlog {backlog}: {moved}, {landed} in event_log, relay {stats}")
