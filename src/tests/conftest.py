@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 from core.celery import app as celery_app
 from eventlog.clickhouse import EventLogWriter
 from eventlog.runtime import event_log_writer, relay_coordinator
+from eventlog.stats import outbox_stats
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +28,15 @@ def clickhouse(writer: EventLogWriter) -> Client:
     client = writer.client()
     client.command("TRUNCATE TABLE IF EXISTS event_log")
     return client
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 120.0) -> None:
+    """Poll `condition` until it holds; fail with the outbox's figures after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s; outbox: {outbox_stats()}")
+        time.sleep(0.1)
 
 
 def event_log(client: Client) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from eventlog.events import NewEvent, emit_events
 from eventlog.models import RelayBatch
 from eventlog.stats import outbox_stats
+from tests.conftest import wait_until
 from tests.faults.crash_relay import CRASHED
 from tests.processes import (
     SRC,
@@ -34,14 +35,6 @@ from tests.processes import (
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
-
-
-def wait_until(condition: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s: {outbox_stats()}")
-        time.sleep(0.2)
 
 
 def drained(total: int) -> Any:

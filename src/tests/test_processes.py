@@ -13,6 +13,7 @@ import pytest
 
 from eventlog.api_keys import create_api_key
 from eventlog.stats import outbox_stats
+from tests.conftest import wait_until
 from tests.processes import clickhouse_event_ids, kill, process_env, reset_broker, running, start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
@@ -41,13 +42,6 @@ def post_events(port: int, key: str, count: int) -> dict[str, int]:
     raise AssertionError("the web process did not answer")
 
 
-def wait_for(condition: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, outbox_stats()
-        time.sleep(0.2)
-
-
 def test_web_worker_and_beat_run_alone_and_each_can_be_restarted(tmp_path: Path) -> None:
     env = process_env(tmp_path / "clickhouse")
     reset_broker()
@@ -60,7 +54,7 @@ def test_web_worker_and_beat_run_alone_and_each_can_be_restarted(tmp_path: Path)
     ):
         beat = start("beat", env, schedule)
         assert post_events(port, key, 100) == {"accepted": 100, "duplicates": 0}
-        wait_for(lambda: outbox_stats()["processed"] == 100)
+        wait_until(lambda: outbox_stats()["processed"] == 100)
 
         kill(beat)  # without beat nothing starts a relay run ...
         time.sleep(1.5)  # (the ticks it sent last expire after one second)
@@ -69,5 +63,5 @@ def test_web_worker_and_beat_run_alone_and_each_can_be_restarted(tmp_path: Path)
         assert outbox_stats()["pending"] == 50
 
         with running(start("beat", env, schedule)):  # ... until beat is back
-            wait_for(lambda: outbox_stats()["processed"] == 150)
+            wait_until(lambda: outbox_stats()["processed"] == 150)
     assert len(set(clickhouse_event_ids(tmp_path / "clickhouse"))) == 150

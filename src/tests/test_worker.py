@@ -14,17 +14,9 @@ from eventlog.events import NewEvent, emit_events
 from eventlog.models import RelayBatch
 from eventlog.stats import outbox_stats
 from eventlog.tasks import relay_outbox_task
-from tests.conftest import event_log_counts
+from tests.conftest import event_log_counts, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_until(condition: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {condition.__name__}")
-        time.sleep(0.1)
 
 
 def test_worker_with_beat_drains_every_event_exactly_once(
