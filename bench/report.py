@@ -120,6 +120,7 @@ ROWS = (
     ("relay_drain", "vs_floor", "our relay / floor", "{:.2f}x"),
     ("relay_drain", "vs_floor_csv", "our relay / CSV floor", "{:.2f}x"),
     ("relay_drain", "vs_seed_literal", "our relay / seed-literal", "{:.2f}x"),
+    ("relay_drain", "loop_only_events_per_s", "our relay's loop alone, in-process, events/s", "{:,.0f}"),
     ("http_ingest_batch", "events_per_s", "events/s", "{:,.0f}"),
     ("http_ingest_batch", "p50_ms", "p50 request, ms", "{:.1f}"),
     ("http_ingest_batch", "p99_ms", "p99 request, ms", "{:.1f}"),

@@ -17,6 +17,8 @@ from django.db import connection
 
 import seeding
 from environment import peak_rss_mb, pg_connect, running, truncate_outbox, vacuum_analyze, wait_until
+from eventlog.clickhouse import EventLogWriter
+from eventlog.relay import relay_outbox
 from eventlog.stats import outbox_stats, processed_events
 from figures import percentile
 from sizes import Sizes
@@ -38,6 +40,8 @@ def run(sizes: Sizes, client: Client, log: Callable[[str], None]) -> dict[str, A
     log("our relay: Celery worker with embedded beat")
     ours = drain_with_worker(backlog)
     check_counts(client, backlog, {name: rows for name, (rows, _) in measured.items()})
+    log("our relay's loop alone, in this process")
+    ours["loop_only_events_per_s"] = drain_in_process(client, backlog)
 
     baselines.drop_seed_table()
     client.command(f"TRUNCATE TABLE {baselines.FLOOR_TABLE}")
@@ -69,6 +73,22 @@ def timed(work: Callable[[], int]) -> tuple[int, float]:
     began = time.perf_counter()
     rows = work()
     return rows, time.perf_counter() - began
+
+
+def drain_in_process(client: Client, backlog: int) -> float:
+    """Events/s of `relay_outbox` called directly on the same backlog: no worker, beat or polling.
+
+    The relay writes nothing to the events, so forgetting the batches and the cursor makes the
+    whole backlog pending again.
+    """
+    client.command("TRUNCATE TABLE event_log")
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE eventlog_relay_batch, eventlog_relay_cursor")
+    writer = EventLogWriter(settings.EVENTLOG.clickhouse_url)
+    rows, seconds = timed(lambda: relay_outbox(writer, settings.EVENTLOG.relay_batch_size, 2**31).events)
+    if rows != backlog:
+        raise RuntimeError(f"the in-process relay moved {rows} of {backlog} events")
+    return rows / seconds
 
 
 def drain_with_worker(backlog: int) -> dict[str, Any]:
