@@ -136,6 +136,13 @@ def vacuum_analyze(*tables: str) -> None:
             conn.execute(f"VACUUM (ANALYZE) {table}")  # our own table names
 
 
+def checkpoint() -> None:
+    """Flush PostgreSQL's dirty pages now, so that a workload does not pay for its predecessor's
+    writes (the checkpointer otherwise spreads them over the following minutes)."""
+    with pg_connect() as conn:
+        conn.execute("CHECKPOINT")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -208,10 +215,16 @@ def _holds(condition: Callable[[], bool]) -> bool:
         return False
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's own peak resident memory: VmHWM is the kernel's high-water mark, so one read
-    at the end of a workload is the peak over all of it."""
+def memory_mb(pid: int) -> dict[str, float]:
+    """The process's peak resident memory (VmHWM, the kernel's high-water mark, so one read at the
+    end of a workload is the peak over all of it), and what is resident now, split into anonymous
+    memory (heaps, buffers) and file-backed pages (mostly the code of the embedded engine)."""
+    fields = {"VmHWM": "peak_rss_mb", "RssAnon": "rss_anon_mb", "RssFile": "rss_file_mb"}
+    found: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmHWM for process {pid}")
+        name, _, value = line.partition(":")
+        if name in fields:
+            found[fields[name]] = int(value.split()[0]) / 1024
+    if len(found) != len(fields):
+        raise BenchError(f"no memory figures for process {pid}")
+    return found

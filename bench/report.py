@@ -23,7 +23,7 @@ from core.processes import process_argv
 from environment import REDIS_URL, ROOT
 from sizes import Sizes
 
-PACKAGES = ("django", "celery", "clickhouse-connect", "chdb", "psycopg", "gunicorn")
+PACKAGES = ("django", "celery", "clickhouse-connect", "chdb", "psycopg", "granian")
 
 
 def machine() -> dict[str, Any]:
@@ -86,8 +86,8 @@ def run_settings(sizes: Sizes) -> dict[str, Any]:
         "relay_max_batches_per_run": config.relay_max_batches_per_run,
         "relay_slots": config.relay_slots,
         "relay_max_events_per_second": config.relay_max_events_per_second,
-        "gunicorn_workers": int(web[web.index("--workers") + 1]),
-        "gunicorn_threads": int(web[web.index("--threads") + 1]),
+        "web_workers": int(web[web.index("--workers") + 1]),
+        "web_threads": int(web[web.index("--blocking-threads") + 1]),
         "celery_worker": " ".join(arg for arg in worker if arg.startswith("--")),
         "sizes": sizes.as_dict(),
     }

@@ -97,6 +97,7 @@ def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
     workloads: dict[str, Any] = {}
     durations: dict[str, float] = {}
     for name in only:
+        environment.checkpoint()
         log(f"{name} ...")
         step_began = time.monotonic()
         workloads.update(as_workloads(name, steps[name]()))

@@ -1,5 +1,5 @@
 """http_ingest_batch and http_ingest_single: concurrent keep-alive clients POSTing events over
-loopback to gunicorn, run as `make run` runs it, while a worker relays what they write."""
+loopback to the web server, run as `make run` runs it, while a worker relays what they write."""
 
 from __future__ import annotations
 

@@ -153,10 +153,10 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
             env.text("CLICKHOUSE_URL", f"chdb://{REPO_ROOT / 'var' / 'clickhouse'}")
         ),
         environment=env.text("EVENTLOG_ENVIRONMENT", "production"),
-        relay_interval_seconds=env.number("RELAY_INTERVAL_SECONDS", 1.0, minimum=0.01),
-        relay_batch_size=env.integer("RELAY_BATCH_SIZE", 10_000),
+        relay_interval_seconds=env.number("RELAY_INTERVAL_SECONDS", 0.5, minimum=0.01),
+        relay_batch_size=env.integer("RELAY_BATCH_SIZE", 25_000),
         relay_max_batches_per_run=env.integer("RELAY_MAX_BATCHES_PER_RUN", 100),
-        relay_slots=env.integer("RELAY_SLOTS", 1),
+        relay_slots=env.integer("RELAY_SLOTS", 2),
         relay_lease_seconds=env.number("RELAY_LEASE_SECONDS", 30.0, minimum=1.0),
         relay_max_events_per_second=env.integer("RELAY_MAX_EVENTS_PER_SECOND", 0, minimum=0),
         redis_url=env.text("REDIS_URL", env.text("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client as HttpClient
 
-from eventlog.api_keys import create_api_key
+from eventlog.api_keys import KeyCache, authenticate, create_api_key, hash_key
 from eventlog.models import ApiKey, OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +76,25 @@ def test_keys_are_stored_only_as_hashes(api_key: str) -> None:
     stored = ApiKey.objects.get(name="tests")
     assert api_key not in (stored.key_hash, stored.prefix)
     assert len(stored.key_hash) == 64
+
+
+def test_a_deleted_key_is_refused_once_its_cache_entry_expires(api_key: str) -> None:
+    now = [0.0]
+    cache = KeyCache(ttl_seconds=30.0, clock=lambda: now[0])
+    header = f"Bearer {api_key}"
+    assert authenticate(header, cache) is not None
+    ApiKey.objects.all().delete()
+    now[0] = 29.0
+    assert authenticate(header, cache) is not None  # still trusted from the cache
+    now[0] = 30.0
+    assert authenticate(header, cache) is None
+
+
+def test_an_unknown_key_is_not_cached() -> None:
+    cache = KeyCache(ttl_seconds=30.0, clock=lambda: 0.0)
+    assert authenticate("Bearer evl_not-yet", cache) is None
+    ApiKey.objects.create(name="late", prefix="evl_not-yet", key_hash=hash_key("evl_not-yet"))
+    assert authenticate("Bearer evl_not-yet", cache) is not None
 
 
 @pytest.mark.parametrize(

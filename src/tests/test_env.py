@@ -14,8 +14,8 @@ def test_production_without_a_secret_key_fails_at_startup_naming_it() -> None:
 
 def test_debug_runs_without_a_secret_key_and_defaults_fill_the_rest() -> None:
     config = load_config({"DJANGO_DEBUG": "1"}, env_file=None)
-    assert config.relay_batch_size == 10_000
-    assert config.relay_interval_seconds == 1.0
+    assert config.relay_batch_size == 25_000
+    assert config.relay_interval_seconds == 0.5
     assert config.ingest_max_events == 1000
     assert config.ingest_max_bytes == 5 * 1024 * 1024
     assert config.clickhouse_url.startswith("chdb:///")

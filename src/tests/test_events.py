@@ -8,19 +8,51 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from eventlog.errors import InvalidEvents
-from eventlog.events import NewEvent, emit_event, emit_events
+from eventlog.events import COPY_FROM_EVENTS, NewEvent, emit_event, emit_events
 from eventlog.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
 
 
-def test_emit_events_writes_all_events_with_one_statement() -> None:
-    events = [NewEvent("order_paid", {"order": i}) for i in range(500)]
+def test_a_small_batch_is_written_with_one_statement() -> None:
+    events = [NewEvent("order_paid", {"order": i}) for i in range(COPY_FROM_EVENTS - 1)]
     with CaptureQueriesContext(connection) as queries:
         result = emit_events(events)
-    assert (result.accepted, result.duplicates) == (500, 0)
+    assert (result.accepted, result.duplicates) == (COPY_FROM_EVENTS - 1, 0)
     assert len(queries) == 1
-    assert OutboxEvent.objects.count() == 500
+    assert OutboxEvent.objects.count() == COPY_FROM_EVENTS - 1
+
+
+AWKWARD_TEXT = 'tab\there, line\nbreak, CR\r, back\\slash \\N, "quotes", ünïcödé, 🎉, \\.'
+
+
+@pytest.mark.parametrize("count", [1, COPY_FROM_EVENTS, 500])
+def test_every_field_survives_either_write_path_exactly(count: int) -> None:
+    when = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=timezone(timedelta(hours=2)))
+    events = [
+        NewEvent(f"{AWKWARD_TEXT}{i}", {"text": AWKWARD_TEXT, "n": i, "nested": {"list": [1.5, None, True]}},
+                 event_date_time=when, environment=AWKWARD_TEXT, metadata_version=2**63 - 1)
+        for i in range(count)
+    ]  # fmt: skip
+    assert emit_events(events).accepted == count
+    rows = {row.event_id: row for row in OutboxEvent.objects.all()}
+    for event in events:
+        row = rows[event.event_id]
+        assert (row.event_type, row.environment, row.event_context) == (
+            event.event_type, AWKWARD_TEXT, event.event_context
+        )  # fmt: skip
+        assert (row.event_date_time, row.metadata_version) == (when, 2**63 - 1)
+
+
+def test_a_large_batch_holding_duplicates_writes_each_new_event_once() -> None:
+    recorded = NewEvent("first")
+    emit_event(recorded)
+    repeated = NewEvent("twice")
+    events = [recorded, repeated, repeated, *(NewEvent("new") for _ in range(COPY_FROM_EVENTS))]
+    result = emit_events(events)
+    assert (result.accepted, result.duplicates) == (COPY_FROM_EVENTS + 1, 2)
+    assert OutboxEvent.objects.count() == COPY_FROM_EVENTS + 2
+    assert OutboxEvent.objects.get(event_id=recorded.event_id).event_type == "first"
 
 
 def test_emitted_event_keeps_every_field_and_microseconds() -> None:
@@ -52,10 +84,11 @@ def test_a_repeated_event_id_is_a_no_op_not_an_error() -> None:
     assert OutboxEvent.objects.get(event_id=event_id).event_type == "a"
 
 
-def test_a_rollback_of_the_callers_transaction_leaves_no_event() -> None:
+@pytest.mark.parametrize("count", [2, COPY_FROM_EVENTS])
+def test_a_rollback_of_the_callers_transaction_leaves_no_event(count: int) -> None:
     def business_change() -> None:
         with transaction.atomic():
-            emit_events([NewEvent("order_paid"), NewEvent("order_shipped")])
+            emit_events([NewEvent("order_paid") for _ in range(count)])
             raise RuntimeError("the business change failed")
 
     with pytest.raises(RuntimeError):
