@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import seeding
-from environment import free_port, running, truncate_outbox, wait_until
+from environment import checkpoint, free_port, running, truncate_outbox, wait_until
 from eventlog.api_keys import create_api_key
 from eventlog.stats import outbox_stats
 from figures import percentile
@@ -23,30 +23,33 @@ from workloads.load_client import ClientResult, Load, Window, run_client
 
 
 def run(sizes: Sizes, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Both workloads on one web process and one worker, the outbox emptied in between."""
-    truncate_outbox()
+    """Both workloads, each on a web process and a worker of its own and an emptied outbox: the
+    second must not pay for merging and flushing what the first wrote."""
     key = create_api_key(f"bench-{uuid.uuid4().hex[:8]}")[1]
-    port = free_port()
     plans = {  # events per request, client processes
         "http_ingest_batch": (sizes.events_per_request, sizes.batch_clients),
         "http_ingest_single": (1, sizes.single_clients),
     }
-    results: dict[str, dict[str, Any]] = {}
+    results = {name: measure(key, events, clients, sizes, log) for name, (events, clients) in plans.items()}
+    truncate_outbox()
+    return results
+
+
+def measure(key: str, events: int, clients: int, sizes: Sizes, log: Callable[[str], None]) -> dict[str, Any]:
+    truncate_outbox()
+    checkpoint()
+    port = free_port()
+    label = "batch" if events > 1 else "single"
     with (
-        running("worker", "ingest-worker", embedded_beat=True) as worker,
-        running("web", "web", web_bind=f"127.0.0.1:{port}") as web,
+        running("worker", f"ingest-{label}-worker", embedded_beat=True) as worker,
+        running("web", f"ingest-{label}-web", web_bind=f"127.0.0.1:{port}") as web,
     ):
         wait_until(lambda: answers(port, key), "the web process", timeout=60, processes=[web])
-        for name, (events, clients) in plans.items():
-            log(f"{name}: {clients} clients, {events} event(s) per request, {sizes.http_seconds:g} s")
-            load = drive(port, key, request_body(events), clients, sizes)
-            pending_after = outbox_stats()["pending"]
-            # Drained before the next workload, so that it does not inherit a backlog.
-            wait_until(lambda: outbox_stats()["pending"] == 0, "the relay to catch up", 300, [worker, web])
-            truncate_outbox()
-            figures = summarize(load, sizes, events)
-            results[name] = {**figures, "clients": clients, "pending_after_load": pending_after}
-    return results
+        log(f"{clients} clients, {events} event(s) per request, {sizes.http_seconds:g} s")
+        load = drive(port, key, request_body(events), clients, sizes)
+        pending_after = outbox_stats()["pending"]
+        wait_until(lambda: outbox_stats()["pending"] == 0, "the relay to catch up", 300, [worker, web])
+    return {**summarize(load, sizes, events), "clients": clients, "pending_after_load": pending_after}
 
 
 def answers(port: int, key: str) -> bool:
