@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-# granian, a WSGI server with its HTTP side in Rust: 1,500-1,800 one-event requests/s here against
-# 1,300-1,500 for gunicorn's threaded workers with the same processes and threads (docs/benchmarks.md).
+# granian, a WSGI server with its HTTP side in Rust: with the same processes and threads it served a
+# fifth to a third more one-event requests per second than gunicorn's threaded workers on this machine.
 # Two processes of four threads each: a request mostly waits on PostgreSQL, so threads overlap it.
 WEB_WORKERS = 2
 WEB_THREADS = 4
