@@ -181,6 +181,8 @@ def is_storable_text(text: str) -> bool:
     """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold unpaired surrogates."""
     if "\x00" in text:
         return False
+    if text.isascii():  # no surrogates; a flag of the string, so this costs nothing
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
