@@ -132,6 +132,7 @@ ROWS = (
     ("emit_many", "events_per_s", "emit_events, events/s", "{:,.0f}"),
     ("emit_many", "copy_events_per_s", "raw COPY, events/s", "{:,.0f}"),
     ("emit_many", "vs_copy", "emit_events / COPY", "{:.2f}x"),
+    ("emit_many", "copy_in_transactions_events_per_s", "COPY in the same transactions, events/s", "{:,.0f}"),
     ("e2e_latency", "p50_s", "p50 commit -> ClickHouse, s", "{:.3f}"),
     ("e2e_latency", "p99_s", "p99 commit -> ClickHouse, s", "{:.3f}"),
     ("e2e_latency", "inserts_per_s", "ClickHouse inserts/s", "{:.2f}"),

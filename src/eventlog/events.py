@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -35,7 +36,11 @@ _CONTEXT_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to record. Only `event_type` is required; `environment` None means the default."""
+    """An event to record. Only `event_type` is required; `environment` None means the default.
+
+    An event is a value: its checks and its context's JSON are computed once, so `event_context`
+    must not be changed after the event is first checked or emitted.
+    """
 
     event_type: str
     event_context: Mapping[str, Any] = field(default_factory=dict)
@@ -119,8 +124,10 @@ def _copy_unless_duplicate(events: Sequence[NewEvent], default_environment: str)
     """COPY every (checked) event into the outbox and return True; or, when one of their event_ids is
     already recorded, write nothing and return False. Other database errors are raised."""
     try:
-        # A savepoint inside the caller's transaction, or a transaction of its own: undone as a whole.
-        with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(_COPY) as copy:
+        # Inside the caller's transaction a savepoint undoes a failed COPY; outside one, COPY is a
+        # transaction of its own and needs no BEGIN and COMMIT round trips.
+        undo_point = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        with undo_point, connection.cursor() as cursor, cursor.cursor.copy(_COPY) as copy:
             copy.set_types(["uuid", "text", "timestamptz", "text", "text", "int8"])
             for e in events:
                 environment = default_environment if e.environment is None else e.environment
@@ -143,7 +150,10 @@ def _event_json(event: NewEvent, default_environment: str) -> str:
 
 
 def check_event(event: NewEvent, index: int = 0) -> list[Problem]:
-    """Every rule an event must meet to be stored in PostgreSQL and in ClickHouse, as Problems."""
+    """Every rule an event must meet to be stored in PostgreSQL and in ClickHouse, as Problems.
+    An event found valid is not checked again (the HTTP API checks while parsing, then emits)."""
+    if event.__dict__.get("_valid"):
+        return []
     problems: list[Problem] = []
 
     def problem(field_name: str, message: str) -> None:
@@ -174,6 +184,8 @@ def check_event(event: NewEvent, index: int = 0) -> list[Problem]:
     version = event.metadata_version
     if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= MAX_METADATA_VERSION:
         problem("metadata_version", f"must be an integer from 0 to {MAX_METADATA_VERSION}")
+    if not problems:
+        object.__setattr__(event, "_valid", True)
     return problems
 
 

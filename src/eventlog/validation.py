@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,8 +39,8 @@ def parse_body(body: bytes, max_events: int) -> list[NewEvent]:
         raise InvalidRequest(f"at most {max_events} events per request, got {len(payload)}")
     events: list[NewEvent] = []
     problems: list[Problem] = []
-    for index, item in enumerate(payload):
-        event, item_problems = parse_event(item, index)
+    for index, (item, new_id) in enumerate(zip(payload, new_event_ids(len(payload)), strict=True)):
+        event, item_problems = parse_event(item, index, new_id)
         problems += item_problems
         if event is not None:
             events.append(event)
@@ -47,10 +49,17 @@ def parse_body(body: bytes, max_events: int) -> list[NewEvent]:
     return events
 
 
-def parse_event(item: Any, index: int) -> tuple[NewEvent | None, list[Problem]]:
+def new_event_ids(count: int) -> Iterator[uuid.UUID]:
+    """`count` random (version 4) UUIDs from one read of the OS's randomness: `uuid.uuid4()` makes a
+    system call for each, a tenth of the web process's time with 100 events per request."""
+    randomness = os.urandom(16 * count)
+    return (uuid.UUID(bytes=randomness[start : start + 16], version=4) for start in range(0, 16 * count, 16))
+
+
+def parse_event(item: Any, index: int, new_id: uuid.UUID) -> tuple[NewEvent | None, list[Problem]]:
     """One JSON value as a NewEvent (None if it cannot be built) and its problems.
 
-    Optional fields may be omitted or null; both mean the default.
+    Optional fields may be omitted or null; both mean the default (`new_id` for event_id).
     """
     if not isinstance(item, dict):
         return None, [Problem(index, "", "must be a JSON object")]
@@ -67,7 +76,7 @@ def parse_event(item: Any, index: int) -> tuple[NewEvent | None, list[Problem]]:
         except (TypeError, ValueError, OverflowError) as exc:
             problems.append(Problem(index, name, str(exc)))
     # Check the fields that did parse too, so the caller hears of every problem at once.
-    event = NewEvent(**{"event_type": "", **values})
+    event = NewEvent(**{"event_type": "", "event_id": new_id, **values})
     reported = {problem.field for problem in problems}
     problems += [problem for problem in check_event(event, index) if problem.field not in reported]
     return (None if problems else event), problems

@@ -112,3 +112,14 @@ def test_one_invalid_event_rejects_the_whole_call_and_writes_nothing() -> None:
         emit_events(events)
     assert sorted({p.index for p in caught.value.problems}) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_large_batch_holding_a_duplicate_writes_each_new_event_once() -> None:
+    recorded = NewEvent("first")
+    emit_event(recorded)
+    events = [*(NewEvent("new") for _ in range(COPY_FROM_EVENTS)), recorded]
+    assert not connection.in_atomic_block  # autocommit: COPY is a transaction of its own
+    result = emit_events(events)
+    assert (result.accepted, result.duplicates) == (COPY_FROM_EVENTS, 1)
+    assert OutboxEvent.objects.count() == COPY_FROM_EVENTS + 1
