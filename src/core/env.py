@@ -60,6 +60,14 @@ class Config:
     sentry_environment: str
     sentry_traces_sample_rate: float
     log_level: str
+    web_metrics_dir: Path
+    worker_metrics_address: str
+    worker_metrics_port: int
+    metrics_token: str
+    ready_max_lag_seconds: float
+    flower_address: str
+    flower_port: int
+    flower_basic_auth: list[str]
 
 
 class _Reader:
@@ -125,6 +133,16 @@ def parse_database_url(url: str) -> DatabaseConfig:
     )
 
 
+def parse_basic_auth(value: str) -> list[str]:
+    """FLOWER_BASIC_AUTH: comma-separated user:password pairs, or empty for none."""
+    pairs = [pair.strip() for pair in value.split(",") if pair.strip()]
+    for pair in pairs:
+        user, _, password = pair.partition(":")
+        if not user or not password:
+            raise ConfigurationError("FLOWER_BASIC_AUTH must be user:password[,user:password...]")
+    return pairs
+
+
 def check_clickhouse_url(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in {"chdb", "http", "https"}:
@@ -168,4 +186,12 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         sentry_environment=env.text("SENTRY_ENVIRONMENT", "production"),
         sentry_traces_sample_rate=env.number("SENTRY_TRACES_SAMPLE_RATE", 0.0),
         log_level=env.text("LOG_LEVEL", "INFO").upper(),
+        web_metrics_dir=Path(env.text("WEB_METRICS_DIR", str(REPO_ROOT / "var" / "metrics-web"))),
+        worker_metrics_address=env.text("WORKER_METRICS_ADDRESS", "127.0.0.1"),
+        worker_metrics_port=env.integer("WORKER_METRICS_PORT", 9540, minimum=0),
+        metrics_token=env.text("METRICS_TOKEN", ""),
+        ready_max_lag_seconds=env.number("READY_MAX_LAG_SECONDS", 300.0, minimum=0.0),
+        flower_address=env.text("FLOWER_ADDRESS", "127.0.0.1"),
+        flower_port=env.integer("FLOWER_PORT", 5555),
+        flower_basic_auth=parse_basic_auth(env.text("FLOWER_BASIC_AUTH", "")),
     )

@@ -30,9 +30,18 @@ def process_argv(
                 "--http", "1", "--respawn-failed-workers"]  # fmt: skip
     if name == "worker":
         beat = ["--beat", f"--schedule={beat_schedule}"] if embedded_beat else []
-        return [*celery, "worker", "--pool=threads", "--concurrency=4", "--without-gossip", *beat]
+        # --task-events: Flower shows the relay's runs from the events the worker sends.
+        return [
+            *celery,
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--without-gossip",
+            "--task-events",
+            *beat,
+        ]
     if name == "beat":
         return [*celery, "beat", f"--schedule={beat_schedule}"]
     if name == "flower":
-        return [*celery, "flower", "--address=127.0.0.1", "--port=5555"]
+        return [*celery, "flower", "--conf=core/flowerconfig.py"]
     raise ValueError(f"unknown process {name!r}: web, worker, beat or flower")

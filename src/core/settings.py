@@ -95,6 +95,11 @@ CELERY_BEAT_SCHEDULE = {
         # A tick nobody picked up within one interval is superseded by the next one.
         "options": {"expires": max(CONFIG.relay_interval_seconds, 1.0)},
     },
+    "check-clickhouse": {  # for GET /readyz; every CHECK_INTERVAL_SECONDS of eventlog/health.py
+        "task": "eventlog.check_clickhouse",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
     "purge-outbox": {
         "task": "eventlog.purge_outbox",
         "schedule": CONFIG.outbox_purge_interval_seconds,

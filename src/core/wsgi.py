@@ -1,6 +1,15 @@
+"""The web server's entry point (granian runs several processes of it)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application
 
+from core.env import load_config
+
+# Every web process keeps its metrics in files in one directory, for GET /metrics to add them up.
+# Set before anything imports prometheus_client, which reads it once.
+_metrics_dir = load_config().web_metrics_dir
+_metrics_dir.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 application = get_wsgi_application()

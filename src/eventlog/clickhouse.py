@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
 from eventlog.errors import ClickHouseRejected, ClickHouseUnavailable
+from eventlog.metrics import CLICKHOUSE_INSERT_DURATION
 
 TABLE = "event_log"
 COLUMNS = ("event_id", "event_type", "event_date_time", "environment", "event_context", "metadata_version")
@@ -120,6 +122,22 @@ def ensure_schema(client: Client, database: str) -> None:
             client.command(statement)
 
 
+@dataclass(frozen=True)
+class EventLogStats:
+    active_parts: dict[str, int]  # partition id (YYYYMM) -> active parts
+    rows: int
+    bytes: int  # on disk
+    insert_queries: int  # since the engine started
+
+
+_PARTS = """
+    SELECT partition, count(), sum(rows), sum(bytes_on_disk) FROM system.parts
+    WHERE database = {database:String} AND table = {table:String} AND active
+    GROUP BY partition ORDER BY partition
+"""
+_INSERT_QUERIES = "SELECT value FROM system.events WHERE event = 'InsertQuery'"
+
+
 class EventLogWriter:
     """Writes batches into event_log, one client per thread (clients are not thread-safe).
 
@@ -151,7 +169,7 @@ class EventLogWriter:
         and rows stores them once. Raises ClickHouseUnavailable or ClickHouseRejected otherwise.
         """
         client = self.client()
-        with translated_errors():
+        with CLICKHOUSE_INSERT_DURATION.time(), translated_errors():
             client.insert(
                 f"{self.database}.{TABLE}",
                 columns,
@@ -164,7 +182,7 @@ class EventLogWriter:
         """Insert CSV rows (every field quoted, columns in COLUMNS order) as one deduplicated insert,
         with the same guarantees as `write_batch`."""
         client = self.client()
-        with translated_errors():
+        with CLICKHOUSE_INSERT_DURATION.time(), translated_errors():
             client.raw_insert(
                 f"{self.database}.{TABLE}",
                 COLUMNS,
@@ -172,6 +190,26 @@ class EventLogWriter:
                 settings={**INSERT_SETTINGS, **CSV_SETTINGS, "insert_deduplication_token": token},
                 fmt="CSV",
             )
+
+    def ping(self) -> None:
+        """Return when ClickHouse answers a query; raise ClickHouseUnavailable otherwise."""
+        client = self.client()
+        with translated_errors():
+            client.command("SELECT 1")
+
+    def event_log_stats(self) -> EventLogStats:
+        """event_log's parts, rows and bytes, and the inserts run so far, from ClickHouse's system
+        tables. Raises ClickHouseUnavailable (or ClickHouseRejected) when it cannot read them."""
+        client = self.client()
+        with translated_errors():
+            parts = client.query(_PARTS, parameters={"database": self.database, "table": TABLE}).result_rows
+            inserts = client.query(_INSERT_QUERIES).result_rows
+        return EventLogStats(
+            active_parts={str(partition): int(count) for partition, count, _, _ in parts},
+            rows=sum(int(row[2]) for row in parts),
+            bytes=sum(int(row[3]) for row in parts),
+            insert_queries=int(inserts[0][0]) if inserts else 0,
+        )
 
     def close(self) -> None:
         client: Client | None = getattr(self._local, "client", None)

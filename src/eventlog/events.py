@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from psycopg import errors as pg_errors
 
 from eventlog.errors import InvalidEvents, Problem
+from eventlog.metrics import EVENTS_DUPLICATE, count_accepted
 
 MAX_EVENT_TYPE_LENGTH = 255
 MAX_METADATA_VERSION = 2**63 - 1  # PostgreSQL bigint; ClickHouse's UInt64 holds all of these
@@ -78,6 +79,7 @@ _INSERT = """
         metadata_version bigint
     )
     ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_type
 """
 
 
@@ -112,12 +114,15 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
         return EmitResult(accepted=0, duplicates=0)
     default_environment = settings.EVENTLOG.environment
     if len(events) >= COPY_FROM_EVENTS and _copy_unless_duplicate(events, default_environment):
+        count_accepted(event.event_type for event in events)
         return EmitResult(accepted=len(events), duplicates=0)
     document = "[" + ",".join(_event_json(event, default_environment) for event in events) + "]"
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, [document])
-        accepted = cursor.rowcount
-    return EmitResult(accepted=accepted, duplicates=len(events) - accepted)
+        accepted_types = [row[0] for row in cursor.fetchall()]
+    count_accepted(accepted_types)
+    EVENTS_DUPLICATE.inc(len(events) - len(accepted_types))
+    return EmitResult(accepted=len(accepted_types), duplicates=len(events) - len(accepted_types))
 
 
 def _copy_unless_duplicate(events: Sequence[NewEvent], default_environment: str) -> bool:

@@ -24,12 +24,14 @@ This module knows nothing of Celery or Redis: the task and the management comman
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import connection, transaction
 
+from eventlog import metrics
 from eventlog.errors import ClickHouseError, ClickHouseRejected
 
 log = logging.getLogger(__name__)
@@ -217,6 +219,8 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
     the batch or it was already delivered. On ClickHouseUnavailable the batch stays claimed, the
     attempt and the error are recorded (and committed), and the error is raised.
     """
+    started = time.monotonic()
+    failure: ClickHouseError | None = None
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_LOCK_BATCH, [batch_id])
         locked = cursor.fetchone()
@@ -237,11 +241,16 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
         else:
             _dead_letter(cursor, batch_id, poison)
             _settle(cursor, batch_id)
-            return RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
+    if failure is None:
+        result = RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
+        metrics.count_delivered(result, time.monotonic() - started)
+        return result
     if isinstance(failure, ClickHouseRejected):
+        metrics.RELAY_BATCHES.labels(outcome="rejected").inc()
         # `split` is committed now, so no relay will send this batch whole again.
         log.warning("relay batch %s rejected by ClickHouse, isolating the bad events: %s", batch_id, failure)
         return deliver_batch(batch_id, sink)
+    metrics.RELAY_BATCHES.labels(outcome="unavailable").inc()
     log.warning("relay batch %s not delivered: %s", batch_id, failure)
     raise failure
 

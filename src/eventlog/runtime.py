@@ -20,10 +20,16 @@ def event_log_writer() -> EventLogWriter:
 
 
 @functools.cache
+def redis_client() -> Redis:
+    """The client for REDIS_URL (the relays' shared state and the health reports)."""
+    return Redis.from_url(settings.EVENTLOG.redis_url)
+
+
+@functools.cache
 def relay_coordinator() -> RelayCoordinator:
     config = settings.EVENTLOG
     return RelayCoordinator(
-        Redis.from_url(config.redis_url),
+        redis_client(),
         slots=config.relay_slots,
         lease_seconds=config.relay_lease_seconds,
         max_events_per_second=config.relay_max_events_per_second,

@@ -10,6 +10,7 @@ import sentry_sdk
 
 from eventlog.coordination import RelayCoordinator
 from eventlog.errors import ClickHouseUnavailable
+from eventlog.metrics import RELAY_RETRIES
 from eventlog.relay import BatchSink, relay_outbox
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def run_scheduled_relay(
             coordinator.end_backoff()
         else:
             coordinator.start_backoff()
+            RELAY_RETRIES.inc()
         raise
     finally:
         lease.release()

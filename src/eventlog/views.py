@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
@@ -11,10 +12,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from eventlog.api_keys import authenticate
 from eventlog.errors import InvalidEvents, InvalidRequest
 from eventlog.events import emit_events
+from eventlog.health import readiness
+from eventlog.metrics import INGEST_REQUESTS, web_metrics
+from eventlog.runtime import redis_client
 from eventlog.stats import outbox_stats
 from eventlog.validation import parse_body
 
@@ -37,7 +42,20 @@ def api_key_required(view: View) -> View:
     return wrapper
 
 
+def counted(view: View) -> View:
+    """Count the view's answers by status (eventlog_ingest_requests_total)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        response = view(request)
+        INGEST_REQUESTS.labels(status=str(response.status_code)).inc()
+        return response
+
+    return wrapper
+
+
 @csrf_exempt
+@counted
 @require_POST
 @api_key_required
 def events(request: HttpRequest) -> HttpResponse:
@@ -66,3 +84,28 @@ def events(request: HttpRequest) -> HttpResponse:
 @api_key_required
 def stats(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"outbox": outbox_stats()})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition (eventlog/metrics.py); behind METRICS_TOKEN when it is set."""
+    token = settings.EVENTLOG.metrics_token
+    given = request.headers.get("Authorization", "")
+    if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return error(401, "missing or invalid metrics token")
+    return HttpResponse(web_metrics(), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up and serving; touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> HttpResponse:
+    """200 when PostgreSQL and Redis answer, a worker reached ClickHouse lately and the relay's lag
+    is under READY_MAX_LAG_SECONDS; otherwise 503 with the reasons."""
+    result = readiness(redis_client(), settings.EVENTLOG.ready_max_lag_seconds)
+    body = {"ready": result.ready, "reasons": result.reasons, "checks": result.checks}
+    return JsonResponse(body, status=200 if result.ready else 503)

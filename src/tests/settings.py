@@ -23,6 +23,7 @@ EVENTLOG = dataclasses.replace(
     redis_url=_TEST_REDIS,
     environment="test",
     relay_interval_seconds=0.5,
+    worker_metrics_port=0,  # tests start the metrics server themselves, on a free port
 )
 CELERY_BROKER_URL = EVENTLOG.broker_url
 CELERY_BEAT_SCHEDULE = {
