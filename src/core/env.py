@@ -58,6 +58,7 @@ class Config:
     ingest_max_bytes: int
     sentry_dsn: str
     sentry_environment: str
+    sentry_sample_rate: float
     sentry_traces_sample_rate: float
     log_level: str
     web_metrics_dir: Path
@@ -184,6 +185,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         ingest_max_bytes=env.integer("INGEST_MAX_BYTES", 5 * 1024 * 1024),
         sentry_dsn=env.text("SENTRY_DSN", ""),
         sentry_environment=env.text("SENTRY_ENVIRONMENT", "production"),
+        sentry_sample_rate=env.number("SENTRY_SAMPLE_RATE", 1.0),
         sentry_traces_sample_rate=env.number("SENTRY_TRACES_SAMPLE_RATE", 0.0),
         log_level=env.text("LOG_LEVEL", "INFO").upper(),
         web_metrics_dir=Path(env.text("WEB_METRICS_DIR", str(REPO_ROOT / "var" / "metrics-web"))),

@@ -16,6 +16,7 @@ def init_sentry(config: Config) -> bool:
     sentry_sdk.init(
         dsn=config.sentry_dsn,
         environment=config.sentry_environment,
+        sample_rate=config.sentry_sample_rate,
         traces_sample_rate=config.sentry_traces_sample_rate,
         integrations=[DjangoIntegration(), CeleryIntegration()],  # PII (bodies, keys) is off by default
     )

@@ -40,10 +40,13 @@ class InvalidEvents(EventlogError):
 
 
 class ClickHouseError(EventlogError):
-    """ClickHouse did not acknowledge an operation. `code` is ClickHouse's error code when known."""
+    """ClickHouse did not acknowledge an operation. `code` is ClickHouse's error code when known;
+    the relay adds the batch it was delivering (`batch_id`, `row_count`) for error reports."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
         self.code = code
+        self.batch_id: int | None = None
+        self.row_count: int | None = None
         super().__init__(message)
 
 

@@ -252,6 +252,7 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
         return deliver_batch(batch_id, sink)
     metrics.RELAY_BATCHES.labels(outcome="unavailable").inc()
     log.warning("relay batch %s not delivered: %s", batch_id, failure)
+    failure.batch_id, failure.row_count = batch_id, row_count
     raise failure
 
 

@@ -42,10 +42,11 @@ def run_scheduled_relay(
         lease.renew()
         coordinator.throttle(events)
 
+    describe_run(batch_size=batch_size, is_retry=is_retry)
     try:
         result = relay_outbox(sink, batch_size, max_batches, before_claim)
-    except ClickHouseUnavailable:
-        sentry_sdk.capture_exception()  # every attempt; a no-op without SENTRY_DSN
+    except ClickHouseUnavailable as exc:
+        report_failure(exc)
         if last_attempt:
             coordinator.end_backoff()
         else:
@@ -55,7 +56,28 @@ def run_scheduled_relay(
     finally:
         lease.release()
     coordinator.end_backoff()
+    describe_run(**asdict(result))
     if result.events or result.dead_lettered:
         log.info("relayed %d events in %d batches, %d dead-lettered", result.events, result.batches,
                  result.dead_lettered)  # fmt: skip
     return asdict(result)
+
+
+def describe_run(**data: object) -> None:
+    """Attach figures to the run's Sentry transaction (Celery's integration makes one per task run);
+    a no-op without SENTRY_DSN or when the run is not traced."""
+    transaction = sentry_sdk.get_current_scope().transaction
+    if transaction is not None:
+        for key, value in data.items():
+            transaction.set_data(key, value)
+
+
+def report_failure(exc: ClickHouseUnavailable) -> None:
+    """Send the failed insert to Sentry with the batch it was delivering, before Celery retries
+    (every attempt is reported); a no-op without SENTRY_DSN."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_context(
+            "relay_batch", {"batch_id": exc.batch_id, "row_count": exc.row_count, "clickhouse_code": exc.code}
+        )
+        scope.set_tag("clickhouse_code", str(exc.code))
+        scope.capture_exception(exc)
