@@ -61,6 +61,7 @@ class Config:
     sentry_sample_rate: float
     sentry_traces_sample_rate: float
     log_level: str
+    log_format: str
     web_metrics_dir: Path
     worker_metrics_address: str
     worker_metrics_port: int
@@ -92,6 +93,12 @@ class _Reader:
         if raw in {"0", "false", "no", "off"}:
             return False
         raise ConfigurationError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).strip().lower()
+        if value not in choices:
+            raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
 
     def integer(self, name: str, default: int, minimum: int = 1) -> int:
         raw = self.text(name, str(default))
@@ -188,6 +195,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         sentry_sample_rate=env.number("SENTRY_SAMPLE_RATE", 1.0),
         sentry_traces_sample_rate=env.number("SENTRY_TRACES_SAMPLE_RATE", 0.0),
         log_level=env.text("LOG_LEVEL", "INFO").upper(),
+        log_format=env.choice("LOG_FORMAT", "console" if debug else "json", ("json", "console")),
         web_metrics_dir=Path(env.text("WEB_METRICS_DIR", str(REPO_ROOT / "var" / "metrics-web"))),
         worker_metrics_address=env.text("WORKER_METRICS_ADDRESS", "127.0.0.1"),
         worker_metrics_port=env.integer("WORKER_METRICS_PORT", 9540, minimum=0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.env import REPO_ROOT, load_config
+from core.logs import logging_settings
 from core.sentry import init_sentry
 
 CONFIG = load_config()
@@ -25,6 +26,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -109,18 +111,4 @@ CELERY_BEAT_SCHEDULE = {
 
 EVENTLOG = CONFIG
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": CONFIG.log_level},
-    "loggers": {
-        # clickhouse-connect logs the errors it also raises; ours are reported once, where handled.
-        "clickhouse_connect": {"level": "CRITICAL"},
-        # One line per beat tick and per task would drown everything else; the relay logs its work.
-        "celery.beat": {"level": "WARNING"},
-        "celery.app.trace": {"level": "WARNING"},
-        "celery.worker.strategy": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_settings(CONFIG)

@@ -23,18 +23,18 @@ This module knows nothing of Celery or Redis: the task and the management comman
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import structlog
 from django.db import connection, transaction
 
 from eventlog import metrics
 from eventlog.errors import ClickHouseError, ClickHouseRejected
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 Row = tuple[Any, ...]  # (id, *clickhouse.COLUMNS)
 
@@ -219,6 +219,11 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
     the batch or it was already delivered. On ClickHouseUnavailable the batch stays claimed, the
     attempt and the error are recorded (and committed), and the error is raised.
     """
+    with structlog.contextvars.bound_contextvars(batch_id=batch_id):
+        return _deliver(batch_id, sink)
+
+
+def _deliver(batch_id: int, sink: BatchSink) -> RelayResult:
     started = time.monotonic()
     failure: ClickHouseError | None = None
     with transaction.atomic(), connection.cursor() as cursor:
@@ -243,15 +248,18 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
             _settle(cursor, batch_id)
     if failure is None:
         result = RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
-        metrics.count_delivered(result, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        metrics.count_delivered(result, seconds)
+        log.info("relay batch delivered", events=result.events, seconds=round(seconds, 3))
         return result
     if isinstance(failure, ClickHouseRejected):
         metrics.RELAY_BATCHES.labels(outcome="rejected").inc()
+        # Its code only: a data error's message quotes the rows it failed on (last_error keeps it).
+        log.warning("relay batch rejected, isolating the bad events", clickhouse_code=failure.code)
         # `split` is committed now, so no relay will send this batch whole again.
-        log.warning("relay batch %s rejected by ClickHouse, isolating the bad events: %s", batch_id, failure)
-        return deliver_batch(batch_id, sink)
+        return _deliver(batch_id, sink)
     metrics.RELAY_BATCHES.labels(outcome="unavailable").inc()
-    log.warning("relay batch %s not delivered: %s", batch_id, failure)
+    log.warning("relay batch not delivered", clickhouse_code=failure.code, error=str(failure))
     failure.batch_id, failure.row_count = batch_id, row_count
     raise failure
 
@@ -321,7 +329,7 @@ def _dead_letter(cursor: Any, batch_id: int, poison: dict[int, ClickHouseRejecte
     cursor.execute(
         "UPDATE eventlog_relay_batch SET row_count = row_count - %s WHERE id = %s", [len(poison), batch_id]
     )
-    log.warning("relay batch %s: %d event(s) dead-lettered", batch_id, len(poison))
+    log.warning("events dead-lettered", events=len(poison))
 
 
 _REPLAY = """

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 from typing import Any
 
 import sentry_sdk
+import structlog
 
 from eventlog.coordination import RelayCoordinator
 from eventlog.errors import ClickHouseUnavailable
 from eventlog.metrics import RELAY_RETRIES
 from eventlog.relay import BatchSink, relay_outbox
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 def run_scheduled_relay(
@@ -58,8 +58,7 @@ def run_scheduled_relay(
     coordinator.end_backoff()
     describe_run(**asdict(result))
     if result.events or result.dead_lettered:
-        log.info("relayed %d events in %d batches, %d dead-lettered", result.events, result.batches,
-                 result.dead_lettered)  # fmt: skip
+        log.info("relay run", **asdict(result))
     return asdict(result)
 
 

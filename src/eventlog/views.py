@@ -9,7 +9,10 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,9 +24,11 @@ from eventlog.health import readiness
 from eventlog.metrics import INGEST_REQUESTS, web_metrics
 from eventlog.runtime import redis_client
 from eventlog.stats import outbox_stats
+from eventlog.status import status_snapshot
 from eventlog.validation import parse_body
 
 View = Callable[[HttpRequest], HttpResponse]
+STATUS_REFRESH_SECONDS = 5
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -94,6 +99,19 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return error(401, "missing or invalid metrics token")
     return HttpResponse(web_metrics(), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+@staff_member_required
+def status_page(request: HttpRequest) -> HttpResponse:
+    """The status page for a person (staff only: dead letters' errors can quote event data)."""
+    context = {
+        "status": status_snapshot(),
+        "now": timezone.now(),
+        "refresh_seconds": STATUS_REFRESH_SECONDS,
+        "lag_alert_seconds": settings.EVENTLOG.ready_max_lag_seconds,
+    }
+    return render(request, "eventlog/status.html", context)
 
 
 @require_GET

@@ -39,6 +39,7 @@ def process_env(clickhouse_dir: Path, **overrides: str) -> dict[str, str]:
         "CELERY_BROKER_URL": BROKER_URL,
         "REDIS_URL": BROKER_URL,
         "CLICKHOUSE_URL": f"chdb://{clickhouse_dir}",
+        "WEB_METRICS_DIR": str(clickhouse_dir.parent / "metrics-web"),
         "RELAY_INTERVAL_SECONDS": "0.2",
         "RELAY_LEASE_SECONDS": "2",
         "EVENTLOG_ENVIRONMENT": "test",
