@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from core.env import load_config  # noqa: E402
 from core.processes import process_argv  # noqa: E402
 
 
@@ -22,10 +23,12 @@ def main(names: list[str]) -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     schedule = ROOT / "var" / "celerybeat-schedule"
     together = not names
+    config = load_config()
     argvs = {
-        name: process_argv(name, schedule, embedded_beat=together)
+        name: process_argv(name, schedule, embedded_beat=together, web_bind=config.web_bind,
+                           embedded_clickhouse=config.clickhouse_url.startswith("chdb:"))
         for name in (names or ["web", "worker", "flower"])
-    }
+    }  # fmt: skip
     # Our own argv lists, no user input: S603 does not apply.
     children = {name: subprocess.Popen(argv, cwd=ROOT / "src") for name, argv in argvs.items()}  # noqa: S603
     if together:

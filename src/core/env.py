@@ -39,6 +39,7 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class Config:
     debug: bool
+    https: bool
     secret_key: str
     allowed_hosts: list[str]
     database: DatabaseConfig
@@ -67,6 +68,7 @@ class Config:
     worker_metrics_port: int
     metrics_token: str
     ready_max_lag_seconds: float
+    web_bind: str
     flower_address: str
     flower_port: int
     flower_basic_auth: list[str]
@@ -171,6 +173,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
     debug = env.flag("DJANGO_DEBUG", False)
     return Config(
         debug=debug,
+        https=env.flag("DJANGO_HTTPS", False),
         secret_key=env.text("DJANGO_SECRET_KEY", _DEV_SECRET_KEY if debug else None),
         allowed_hosts=[h.strip() for h in env.text("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")],
         database=parse_database_url(env.text("DATABASE_URL", "postgresql://root@127.0.0.1:5432/eventlog")),
@@ -201,6 +204,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         worker_metrics_port=env.integer("WORKER_METRICS_PORT", 9540, minimum=0),
         metrics_token=env.text("METRICS_TOKEN", ""),
         ready_max_lag_seconds=env.number("READY_MAX_LAG_SECONDS", 300.0, minimum=0.0),
+        web_bind=env.text("WEB_BIND", "127.0.0.1:8000"),
         flower_address=env.text("FLOWER_ADDRESS", "127.0.0.1"),
         flower_port=env.integer("FLOWER_PORT", 5555),
         flower_basic_auth=parse_basic_auth(env.text("FLOWER_BASIC_AUTH", "")),

@@ -10,31 +10,47 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from core.env import REPO_ROOT
+
 BIN = Path(sys.executable).parent
 # granian, a WSGI server with its HTTP side in Rust: with the same processes and threads it served a
 # fifth to a third more one-event requests per second than gunicorn's threaded workers on this machine.
 # Two processes of four threads each: a request mostly waits on PostgreSQL, so threads overlap it.
 WEB_WORKERS = 2
 WEB_THREADS = 4
+# Django's collectstatic output (STATIC_ROOT), served by granian at /static/ once `make run` or the
+# image's build has filled it.
+STATIC_ROOT = REPO_ROOT / "var" / "static"
 
 
 def process_argv(
-    name: str, beat_schedule: Path, *, embedded_beat: bool = False, web_bind: str = "127.0.0.1:8000"
+    name: str,
+    beat_schedule: Path,
+    *,
+    embedded_beat: bool = False,
+    web_bind: str = "127.0.0.1:8000",
+    embedded_clickhouse: bool = True,
 ) -> list[str]:
-    """argv for "web", "worker" (with beat inside it if `embedded_beat`), "beat" or "flower"."""
+    """argv for "web", "worker" (with beat inside it if `embedded_beat`), "beat" or "flower".
+
+    The worker runs the threads pool on the embedded ClickHouse (one process per chDB path) and
+    the prefork pool on a server, where processes overlap their work without sharing one GIL.
+    """
     celery = [sys.executable, "-m", "celery", "-A", "core"]
     if name == "web":
         host, _, port = web_bind.rpartition(":")
+        static = ["--static-path-route", "/static", "--static-path-mount", str(STATIC_ROOT)]
         return [str(BIN / "granian"), "--interface", "wsgi", "core.wsgi:application", "--host", host,
                 "--port", port, "--workers", str(WEB_WORKERS), "--blocking-threads", str(WEB_THREADS),
-                "--http", "1", "--respawn-failed-workers"]  # fmt: skip
+                "--http", "1", "--respawn-failed-workers",
+                *(static if STATIC_ROOT.is_dir() else [])]  # fmt: skip
     if name == "worker":
         beat = ["--beat", f"--schedule={beat_schedule}"] if embedded_beat else []
         # --task-events: Flower shows the relay's runs from the events the worker sends.
         return [
             *celery,
             "worker",
-            "--pool=threads",
+            "--pool=threads" if embedded_clickhouse else "--pool=prefork",
             "--concurrency=4",
             "--without-gossip",
             "--task-events",

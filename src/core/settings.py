@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.env import REPO_ROOT, load_config
 from core.logs import logging_settings
+from core.processes import STATIC_ROOT as STATIC_FILES
 from core.sentry import init_sentry
 
 CONFIG = load_config()
@@ -13,6 +14,18 @@ BASE_DIR = REPO_ROOT / "src"
 DEBUG = CONFIG.debug
 SECRET_KEY = CONFIG.secret_key
 ALLOWED_HOSTS = CONFIG.allowed_hosts
+
+# Behind a TLS-terminating proxy in production (DJANGO_HTTPS=1): HTTPS only, secure cookies, HSTS.
+# Probes and Prometheus scrape over plain HTTP inside the network, so those paths are not redirected.
+if CONFIG.https:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -77,7 +90,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = REPO_ROOT / "var" / "static"
+STATIC_ROOT = STATIC_FILES  # served by the web server (core/processes.py)
 
 # The HTTP API enforces its own byte limit (INGEST_MAX_BYTES, answered with 413); Django's
 # form-parsing limit must not cut in first with a 400.

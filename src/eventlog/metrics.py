@@ -200,6 +200,12 @@ def web_metrics() -> bytes:
 
 
 def start_worker_metrics(source: ClickHouseStats, address: str, port: int) -> None:
-    """Serve this process's metrics and ClickHouse's on address:port, from a daemon thread."""
-    REGISTRY.register(ClickHouseCollector(source))
-    start_http_server(port, addr=address, registry=REGISTRY)
+    """Serve the relay's metrics and ClickHouse's on address:port, from a daemon thread. With the
+    prefork pool (PROMETHEUS_MULTIPROC_DIR set) the pool processes' files are added up."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    registry.register(ClickHouseCollector(source))
+    start_http_server(port, addr=address, registry=registry)

@@ -23,9 +23,10 @@ from django.conf import settings
 from redis import Redis
 
 from core.processes import process_argv
+from tests.settings import PROCESS_REDIS
 
 SRC = Path(__file__).resolve().parents[1]
-BROKER_URL = "redis://127.0.0.1:6379/14"  # not the in-process test worker's database
+BROKER_URL = PROCESS_REDIS  # not the in-process test worker's database
 
 
 def process_env(clickhouse_dir: Path, **overrides: str) -> dict[str, str]:

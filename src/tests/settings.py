@@ -9,13 +9,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 
 from core.settings import *  # noqa: F403
 from core.settings import CELERY_BEAT_SCHEDULE, CONFIG
 
-_TEST_REDIS = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+def redis_database(url: str, database: int) -> str:
+    """The same Redis server (host, password) as `url`, another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+# The tests' own Redis databases on the configured server: 15 for this process, 14 for the processes
+# the tests start (development uses 0, the benchmark 13).
+_TEST_REDIS = redis_database(CONFIG.redis_url, 15)
+PROCESS_REDIS = redis_database(CONFIG.redis_url, 14)
 EVENTLOG = dataclasses.replace(
     CONFIG,
     clickhouse_url=f"chdb://{tempfile.mkdtemp(prefix='eventlog-test-clickhouse-')}",

@@ -7,6 +7,7 @@ each on its own embedded ClickHouse directory, and checks the result by reading 
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -174,6 +175,10 @@ def emit_when_up(n: int) -> int:
     raise AssertionError("PostgreSQL did not come back")
 
 
+@pytest.mark.skipif(
+    shutil.which("pg_ctlcluster") is None or shutil.which("redis-server") is None,
+    reason="restarts the machine's own PostgreSQL and Redis (not possible from inside a container)",
+)
 def test_the_worker_recovers_by_itself_from_postgres_and_redis_restarts(tmp_path: Path) -> None:
     clickhouse_dir = tmp_path / "clickhouse"
     reset_broker()
