@@ -9,6 +9,7 @@ environment always wins. `src/core/.env.example` documents every variable read b
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,11 @@ class Config:
     database: DatabaseConfig
     broker_url: str
     clickhouse_url: str
+    clickhouse_connect_timeout: float
+    clickhouse_send_receive_timeout: float
+    clickhouse_verify: bool
+    clickhouse_ca_cert: str
+    clickhouse_cluster: str
     environment: str
     relay_interval_seconds: float
     relay_batch_size: int
@@ -153,6 +159,13 @@ def parse_basic_auth(value: str) -> list[str]:
     return pairs
 
 
+def check_identifier(name: str, value: str) -> str:
+    """A name that goes into SQL as is (a cluster): letters, digits and underscores only."""
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ConfigurationError(f"{name} must be a plain identifier (letters, digits, _), got {value!r}")
+    return value
+
+
 def check_clickhouse_url(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in {"chdb", "http", "https"}:
@@ -181,6 +194,11 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         clickhouse_url=check_clickhouse_url(
             env.text("CLICKHOUSE_URL", f"chdb://{REPO_ROOT / 'var' / 'clickhouse'}")
         ),
+        clickhouse_connect_timeout=env.number("CLICKHOUSE_CONNECT_TIMEOUT", 10.0, minimum=0.1),
+        clickhouse_send_receive_timeout=env.number("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", 60.0, minimum=0.1),
+        clickhouse_verify=env.flag("CLICKHOUSE_VERIFY", True),
+        clickhouse_ca_cert=env.text("CLICKHOUSE_CA_CERT", ""),
+        clickhouse_cluster=check_identifier("CLICKHOUSE_CLUSTER", env.text("CLICKHOUSE_CLUSTER", "")),
         environment=env.text("EVENTLOG_ENVIRONMENT", "production"),
         relay_interval_seconds=env.number("RELAY_INTERVAL_SECONDS", 0.5, minimum=0.01),
         relay_batch_size=env.integer("RELAY_BATCH_SIZE", 25_000),

@@ -61,26 +61,67 @@ def database_name(url: str) -> str:
     return name
 
 
-def schema_statements(database: str) -> list[str]:
-    """DDL that creates event_log, or brings an older one up to date; each statement idempotent."""
-    table = f"{database}.{TABLE}"
-    return [
-        f"CREATE DATABASE IF NOT EXISTS {database}",
-        f"""CREATE TABLE IF NOT EXISTS {table}
-        (
+_COLUMNS_DDL = """(
             event_id UUID,
             event_type String,
             event_date_time DateTime64(6, 'UTC'),
             environment String,
             event_context String,
             metadata_version UInt64
-        )
+        )"""
+_LAYOUT = "PARTITION BY toYYYYMM(event_date_time)\n        ORDER BY (event_date_time, event_type)"
+# With a cluster, batches go into this replicated table and reads go through event_log (Distributed).
+LOCAL_TABLE = "event_log_local"
+
+
+@dataclass(frozen=True)
+class ClickHouseOptions:
+    """How to reach a ClickHouse server and lay out the table; the embedded engine uses `cluster`
+    only (empty: a single node)."""
+
+    connect_timeout: float = 10.0
+    send_receive_timeout: float = 60.0
+    verify: bool = True  # check the server's TLS certificate (https)
+    ca_cert: str = ""  # a CA bundle for that check; empty: the system's
+    cluster: str = ""  # a cluster of the server's remote_servers: replicated, ON CLUSTER DDL
+
+    def insert_table(self) -> str:
+        return LOCAL_TABLE if self.cluster else TABLE
+
+
+def schema_statements(database: str, cluster: str = "") -> list[str]:
+    """DDL that creates event_log, or brings an older one up to date; each statement idempotent.
+
+    With a cluster: every statement runs ON CLUSTER; the data lives in a ReplicatedMergeTree table
+    (`event_log_local`, deduplicating inserts across its replicas through Keeper) and `event_log`
+    is a Distributed table over it for reads. Batches are inserted into `event_log_local` on the
+    replica the client reaches: a Distributed insert is forwarded to the shards in the background by
+    default, so its acknowledgement, which the relay settles on, would not mean the rows are stored;
+    and a replicated table shares its deduplication window among replicas, so a batch resent through
+    another replica still lands once. One shard (of any number of replicas) is what this supports.
+    """
+    if not cluster:
+        table, window = f"{database}.{TABLE}", f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
+        return [
+            f"CREATE DATABASE IF NOT EXISTS {database}",
+            f"""CREATE TABLE IF NOT EXISTS {table}
+        {_COLUMNS_DDL}
         ENGINE = MergeTree()
-        PARTITION BY toYYYYMM(event_date_time)
-        ORDER BY (event_date_time, event_type)
-        SETTINGS index_granularity = 8192, non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}""",
-        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS event_id UUID FIRST",
-        f"ALTER TABLE {table} MODIFY SETTING non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}",
+        {_LAYOUT}
+        SETTINGS index_granularity = 8192, {window}""",
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS event_id UUID FIRST",
+            f"ALTER TABLE {table} MODIFY SETTING {window}",
+        ]
+    local = f"{database}.{LOCAL_TABLE}"
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER {cluster}",
+        f"""CREATE TABLE IF NOT EXISTS {local} ON CLUSTER {cluster}
+        {_COLUMNS_DDL}
+        ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{database}/{LOCAL_TABLE}', '{{replica}}')
+        {_LAYOUT}
+        SETTINGS index_granularity = 8192, replicated_deduplication_window = {DEDUPLICATION_WINDOW}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.{TABLE} ON CLUSTER {cluster} AS {local}
+        ENGINE = Distributed({cluster}, {database}, {LOCAL_TABLE}, rand())""",
     ]
 
 
@@ -105,20 +146,33 @@ def translated_errors() -> Iterator[None]:
         raise ClickHouseUnavailable(f"ClickHouse unreachable: {exc}") from exc
 
 
-def connect(url: str) -> Client:
+def server_arguments(options: ClickHouseOptions) -> dict[str, Any]:
+    """clickhouse-connect's arguments for a server; user, password, host, port, database and TLS
+    (https) come from the URL itself."""
+    arguments: dict[str, Any] = {
+        "connect_timeout": options.connect_timeout,
+        "send_receive_timeout": options.send_receive_timeout,
+        "verify": options.verify,
+    }
+    if options.ca_cert:
+        arguments["ca_cert"] = options.ca_cert
+    return arguments
+
+
+def connect(url: str, options: ClickHouseOptions | None = None) -> Client:
     """Open a client for `url`. Raises ClickHouseUnavailable when it cannot."""
     parts = urlsplit(url)
     with translated_errors():
         if parts.scheme == "chdb":
             Path(parts.path).mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(dsn=url)
-        return clickhouse_connect.get_client(dsn=url, connect_timeout=10, send_receive_timeout=60)
+        return clickhouse_connect.get_client(dsn=url, **server_arguments(options or ClickHouseOptions()))
 
 
-def ensure_schema(client: Client, database: str) -> None:
+def ensure_schema(client: Client, database: str, cluster: str = "") -> None:
     """Create or update event_log. Safe to run any number of times, from any number of processes."""
     with translated_errors():
-        for statement in schema_statements(database):
+        for statement in schema_statements(database, cluster):
             client.command(statement)
 
 
@@ -144,9 +198,11 @@ class EventLogWriter:
     The schema is ensured once per writer, before its first batch.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: ClickHouseOptions | None = None) -> None:
         self.url = url
+        self.options = options or ClickHouseOptions()
         self.database = database_name(url)
+        self.table = f"{self.database}.{self.options.insert_table()}"
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_ready = False
@@ -154,11 +210,11 @@ class EventLogWriter:
     def client(self) -> Client:
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = connect(self.url)
+            client = connect(self.url, self.options)
             self._local.client = client
         with self._schema_lock:
             if not self._schema_ready:
-                ensure_schema(client, self.database)
+                ensure_schema(client, self.database, self.options.cluster)
                 self._schema_ready = True
         return client
 
@@ -171,7 +227,7 @@ class EventLogWriter:
         client = self.client()
         with CLICKHOUSE_INSERT_DURATION.time(), translated_errors():
             client.insert(
-                f"{self.database}.{TABLE}",
+                self.table,
                 columns,
                 column_names=COLUMNS,
                 column_oriented=True,
@@ -184,7 +240,7 @@ class EventLogWriter:
         client = self.client()
         with CLICKHOUSE_INSERT_DURATION.time(), translated_errors():
             client.raw_insert(
-                f"{self.database}.{TABLE}",
+                self.table,
                 COLUMNS,
                 block,
                 settings={**INSERT_SETTINGS, **CSV_SETTINGS, "insert_deduplication_token": token},
@@ -202,7 +258,8 @@ class EventLogWriter:
         tables. Raises ClickHouseUnavailable (or ClickHouseRejected) when it cannot read them."""
         client = self.client()
         with translated_errors():
-            parts = client.query(_PARTS, parameters={"database": self.database, "table": TABLE}).result_rows
+            table = self.options.insert_table()
+            parts = client.query(_PARTS, parameters={"database": self.database, "table": table}).result_rows
             inserts = client.query(_INSERT_QUERIES).result_rows
         return EventLogStats(
             active_parts={str(partition): int(count) for partition, count, _, _ in parts},

@@ -8,7 +8,7 @@ import functools
 from django.conf import settings
 from redis import Redis
 
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse import ClickHouseOptions, EventLogWriter
 from eventlog.coordination import RelayCoordinator
 
 
@@ -16,7 +16,18 @@ from eventlog.coordination import RelayCoordinator
 def event_log_writer() -> EventLogWriter:
     """The writer for CLICKHOUSE_URL. Opening the embedded engine is deferred to the first batch,
     so only a process that relays ever holds the chDB path."""
-    return EventLogWriter(settings.EVENTLOG.clickhouse_url)
+    return EventLogWriter(settings.EVENTLOG.clickhouse_url, clickhouse_options())
+
+
+def clickhouse_options() -> ClickHouseOptions:
+    config = settings.EVENTLOG
+    return ClickHouseOptions(
+        connect_timeout=config.clickhouse_connect_timeout,
+        send_receive_timeout=config.clickhouse_send_receive_timeout,
+        verify=config.clickhouse_verify,
+        ca_cert=config.clickhouse_ca_cert,
+        cluster=config.clickhouse_cluster,
+    )
 
 
 @functools.cache

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from eventlog.clickhouse import EventLogWriter, connect, ensure_schema, schema_statements
+from eventlog.clickhouse import (
+    COLUMNS,
+    CSV_SETTINGS,
+    INSERT_SETTINGS,
+    ClickHouseOptions,
+    EventLogWriter,
+    connect,
+    ensure_schema,
+    schema_statements,
+    server_arguments,
+)
 from eventlog.errors import ClickHouseRejected, ClickHouseUnavailable
 from tests.conftest import event_log_counts
 
@@ -104,3 +116,52 @@ def test_an_unreachable_server_is_an_outage() -> None:
 
 def test_ddl_names_the_configured_database() -> None:
     assert all("analytics." in s or "DATABASE" in s for s in schema_statements("analytics"))
+
+
+def test_a_servers_timeouts_and_tls_check_come_from_the_settings() -> None:
+    options = ClickHouseOptions(
+        connect_timeout=3, send_receive_timeout=7, verify=False, ca_cert="/ca.pem"
+    )
+    assert server_arguments(options) == {
+        "connect_timeout": 3, "send_receive_timeout": 7, "verify": False, "ca_cert": "/ca.pem"
+    }  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(ClickHouseUnavailable):
+        connect("https://eventlog:secret@127.0.0.1:9/eventlog", options)
+    assert time.monotonic() - started < 30
+
+
+def test_cluster_ddl_replicates_the_data_and_distributes_the_reads() -> None:
+    statements = schema_statements("analytics", "events_cluster")
+    assert all(" ON CLUSTER events_cluster" in statement for statement in statements)
+    local, distributed = statements[1], statements[2]
+    assert "analytics.event_log_local" in local
+    assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/analytics/event_log_local', '{replica}')" in local
+    assert "replicated_deduplication_window = 10000" in local
+    assert "PARTITION BY toYYYYMM(event_date_time)" in local
+    assert "analytics.event_log ON CLUSTER events_cluster AS analytics.event_log_local" in distributed
+    assert "ENGINE = Distributed(events_cluster, analytics, event_log_local, rand())" in distributed
+    assert ClickHouseOptions(cluster="events_cluster").insert_table() == "event_log_local"
+    assert ClickHouseOptions().insert_table() == "event_log"
+
+
+def single_node(statement: str) -> str:
+    """A cluster statement as one node without Keeper or remote_servers runs it: the same tables,
+    MergeTree for ReplicatedMergeTree, a Merge table (reads of the one local table) for Distributed."""
+    statement = statement.replace(" ON CLUSTER events_cluster", "")
+    statement = re.sub(r"ReplicatedMergeTree\([^)]*\)", "MergeTree()", statement)
+    statement = statement.replace("replicated_deduplication_window", "non_replicated_deduplication_window")
+    return re.sub(r"Distributed\(.*rand\(\)\)", "Merge(clustered, '^event_log_local$')", statement)
+
+
+def test_the_cluster_layout_deduplicates_inserts_and_serves_reads_on_one_node(clickhouse: Client) -> None:
+    clickhouse.command("DROP DATABASE IF EXISTS clustered")
+    for statement in schema_statements("clustered", "events_cluster"):
+        clickhouse.command(single_node(statement))
+    rows = b'"7c1e4f7e-3b9a-4c1e-9d53-2f1f0a6b8e21","a","2026-11-25 10:00:00.000001","test","{}","1"\n'
+    table = f"clustered.{ClickHouseOptions(cluster='events_cluster').insert_table()}"
+    settings = {**INSERT_SETTINGS, **CSV_SETTINGS, "insert_deduplication_token": "batch-1"}
+    for _ in range(2):  # a batch resent with its token lands once
+        clickhouse.raw_insert(table, COLUMNS, rows, fmt="CSV", settings=settings)
+    assert clickhouse.query("SELECT count() FROM clustered.event_log").result_rows == [(1,)]
+    clickhouse.command("DROP DATABASE clustered")

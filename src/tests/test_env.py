@@ -54,3 +54,15 @@ def test_database_url_is_split_into_django_fields() -> None:
     )
     assert (config.database.user, config.database.password) == ("app", "p@ss")
     assert (config.database.host, config.database.port, config.database.name) == ("db.local", 6543, "events")
+
+
+def test_clickhouse_server_settings_are_read_and_a_cluster_name_must_be_plain() -> None:
+    config = load_config(
+        {"DJANGO_DEBUG": "1", "CLICKHOUSE_CONNECT_TIMEOUT": "2.5", "CLICKHOUSE_VERIFY": "0",
+         "CLICKHOUSE_CA_CERT": "/ca.pem", "CLICKHOUSE_CLUSTER": "events_cluster"},
+        env_file=None,
+    )  # fmt: skip
+    assert (config.clickhouse_connect_timeout, config.clickhouse_verify) == (2.5, False)
+    assert (config.clickhouse_ca_cert, config.clickhouse_cluster) == ("/ca.pem", "events_cluster")
+    with pytest.raises(ConfigurationError, match="CLICKHOUSE_CLUSTER"):
+        load_config({"DJANGO_DEBUG": "1", "CLICKHOUSE_CLUSTER": "x; DROP TABLE event_log"}, env_file=None)

@@ -7,16 +7,17 @@ from django.core.management.base import BaseCommand, CommandError
 
 from eventlog.clickhouse import connect, database_name, ensure_schema
 from eventlog.errors import ClickHouseError
+from eventlog.runtime import clickhouse_options
 
 
 class Command(BaseCommand):
     help = "Create or update ClickHouse's event_log table (idempotent). The relay also does this itself."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        url = settings.EVENTLOG.clickhouse_url
+        url, clickhouse = settings.EVENTLOG.clickhouse_url, clickhouse_options()
         try:
-            client = connect(url)
-            ensure_schema(client, database_name(url))
+            client = connect(url, clickhouse)
+            ensure_schema(client, database_name(url), clickhouse.cluster)
             client.close()
         except ClickHouseError as exc:
             raise CommandError(str(exc)) from exc
