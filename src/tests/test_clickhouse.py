@@ -119,9 +119,7 @@ def test_ddl_names_the_configured_database() -> None:
 
 
 def test_a_servers_timeouts_and_tls_check_come_from_the_settings() -> None:
-    options = ClickHouseOptions(
-        connect_timeout=3, send_receive_timeout=7, verify=False, ca_cert="/ca.pem"
-    )
+    options = ClickHouseOptions(connect_timeout=3, send_receive_timeout=7, verify=False, ca_cert="/ca.pem")
     assert server_arguments(options) == {
         "connect_timeout": 3, "send_receive_timeout": 7, "verify": False, "ca_cert": "/ca.pem"
     }  # fmt: skip
