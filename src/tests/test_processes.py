@@ -14,7 +14,7 @@ import pytest
 from eventlog.api_keys import create_api_key
 from eventlog.stats import outbox_stats
 from tests.conftest import wait_until
-from tests.processes import clickhouse_event_ids, kill, process_env, reset_broker, running, start
+from tests.processes import clickhouse_event_ids, kill, manage, process_env, reset_broker, running, start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -65,3 +65,20 @@ def test_web_worker_and_beat_run_alone_and_each_can_be_restarted(tmp_path: Path)
         with running(start("beat", env, schedule)):  # ... until beat is back
             wait_until(lambda: outbox_stats()["processed"] == 150)
     assert len(set(clickhouse_event_ids(tmp_path / "clickhouse"))) == 150
+
+
+def test_the_web_server_serves_the_collected_static_files(tmp_path: Path) -> None:
+    env = process_env(tmp_path / "clickhouse")
+    manage(env, "collectstatic", "--no-input", "--verbosity", "0")  # into STATIC_ROOT, as `make run` does
+    port = free_port()
+    with running(start("web", env, tmp_path / "beat-schedule", web_bind=f"127.0.0.1:{port}")):
+        url = f"http://127.0.0.1:{port}/static/admin/css/base.css"
+        for _ in range(100):  # the web process may still be starting
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    assert response.status == 200
+                    assert b"body" in response.read()
+                    return
+            except (ConnectionError, urllib.error.URLError):
+                time.sleep(0.1)
+    raise AssertionError("the web server did not serve /static/")
