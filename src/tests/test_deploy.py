@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,45 @@ def test_djangos_deployment_checks_pass_with_production_settings(tmp_path: Path)
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_celery_speaks_json_only() -> None:
+    from django.conf import settings
+
+    assert settings.CELERY_TASK_SERIALIZER == "json"
+    assert settings.CELERY_ACCEPT_CONTENT == ["json"]
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="starts a Redis server of its own")
+def test_the_relays_shared_state_works_on_a_redis_with_a_password(tmp_path: Path) -> None:
+    from redis import Redis
+    from redis.exceptions import AuthenticationError, ResponseError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from eventlog.coordination import RelayCoordinator
+    from tests.test_processes import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"redis://:s3cret@127.0.0.1:{port}/0"
+        for _ in range(50):
+            try:
+                Redis.from_url(url).ping()
+                break
+            except RedisConnectionError:  # not listening yet
+                time.sleep(0.1)
+        with pytest.raises((AuthenticationError, ResponseError)):
+            Redis.from_url(f"redis://127.0.0.1:{port}/0").set("k", "v")
+        coordinator = RelayCoordinator(Redis.from_url(url), slots=1)
+        lease = coordinator.try_acquire_slot()
+        assert lease is not None
+        assert coordinator.try_acquire_slot() is None
+        lease.release()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
