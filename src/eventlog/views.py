@@ -1,4 +1,5 @@
-"""The HTTP producer API: thin shells that parse, authenticate, call the core and map errors."""
+"""The HTTP endpoints (the producer API, metrics, health, the status page): thin shells that parse,
+authenticate, call the core and map errors."""
 
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def events(request: HttpRequest) -> HttpResponse:
         return error(413, f"body larger than {config.ingest_max_bytes} bytes")
     try:
         new_events = parse_body(body, max_events=config.ingest_max_events)
-        # One statement, so atomic by itself: no BEGIN and COMMIT round trips around it.
+        # emit_events writes all or nothing by itself (each statement it sends is a whole write, or is
+        # undone entirely): no BEGIN and COMMIT round trips around it.
         result = emit_events(new_events)
     except InvalidRequest as exc:
         return error(400, str(exc))
