@@ -25,17 +25,25 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        given = request.headers.get("X-Request-ID", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        # Cleared here, not on the way out: Django logs a 4xx or 5xx after the middleware returns,
-        # and that line belongs to the request too. The next request on this thread starts afresh.
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = start_request(request.headers.get("X-Request-ID", ""))
         started = time.perf_counter()
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
-        log.info(
-            "request", method=request.method, path=request.path, status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )  # fmt: skip
+        log_request(request.method or "", request.path, response.status_code, started)
         return response
+
+
+def start_request(given_id: str) -> str:
+    """The request's id (the caller's when it is a plain token), bound for every log line of it."""
+    request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex
+    # Cleared here, not on the way out: Django logs a 4xx or 5xx after the middleware returns, and
+    # that line belongs to the request too. The next request on this thread starts afresh.
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
+def log_request(method: str, path: str, status: int, started: float) -> None:
+    """The access line: method, path without the query string, status, duration; never headers."""
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    log.info("request", method=method, path=path, status=status, duration_ms=duration_ms)

@@ -12,4 +12,8 @@ _metrics_dir = load_config().web_metrics_dir
 _metrics_dir.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
-application = get_wsgi_application()
+_django = get_wsgi_application()
+
+from core.fastpath import IngestFastPath  # noqa: E402 (needs Django set up)
+
+application = IngestFastPath(_django)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import asdict
 from functools import wraps
 from typing import Any
 
@@ -19,14 +18,12 @@ from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from eventlog.api_keys import authenticate
-from eventlog.errors import InvalidEvents, InvalidRequest
-from eventlog.events import emit_events
 from eventlog.health import readiness
-from eventlog.metrics import INGEST_REQUESTS, web_metrics
+from eventlog.ingest import Limits, ingest
+from eventlog.metrics import web_metrics
 from eventlog.runtime import redis_client
 from eventlog.stats import outbox_stats
 from eventlog.status import status_snapshot
-from eventlog.validation import parse_body
 
 View = Callable[[HttpRequest], HttpResponse]
 STATUS_REFRESH_SECONDS = 5
@@ -48,43 +45,22 @@ def api_key_required(view: View) -> View:
     return wrapper
 
 
-def counted(view: View) -> View:
-    """Count the view's answers by status (eventlog_ingest_requests_total)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest) -> HttpResponse:
-        response = view(request)
-        INGEST_REQUESTS.labels(status=str(response.status_code)).inc()
-        return response
-
-    return wrapper
-
-
 @csrf_exempt
-@counted
 @require_POST
-@api_key_required
 def events(request: HttpRequest) -> HttpResponse:
-    """Accept one event or an array of events: all are written, or none (400 with every problem)."""
-    config = settings.EVENTLOG
-    if request.content_type != "application/json":
-        return error(400, "Content-Type must be application/json")
-    declared = request.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > config.ingest_max_bytes:
-        return error(413, f"body larger than {config.ingest_max_bytes} bytes")
-    body = request.read(config.ingest_max_bytes + 1)
-    if len(body) > config.ingest_max_bytes:
-        return error(413, f"body larger than {config.ingest_max_bytes} bytes")
-    try:
-        new_events = parse_body(body, max_events=config.ingest_max_events)
-        # emit_events writes all or nothing by itself (each statement it sends is a whole write, or is
-        # undone entirely): no BEGIN and COMMIT round trips around it.
-        result = emit_events(new_events)
-    except InvalidRequest as exc:
-        return error(400, str(exc))
-    except InvalidEvents as exc:
-        return error(400, "invalid events", problems=[asdict(p) for p in exc.problems])
-    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
+    """POST /api/v1/events through Django (eventlog/ingest.py); the web server answers it on its
+    fast path (eventlog/wsgi.py) before Django, the same way."""
+    answer = ingest(
+        authorization=request.headers.get("Authorization"),
+        content_type=request.content_type or "",
+        content_length=request.headers.get("Content-Length"),
+        read=request.read,
+        limits=Limits.from_settings(),
+    )
+    response = JsonResponse(answer.body, status=answer.status)
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
 
 
 @require_GET
