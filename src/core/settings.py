@@ -80,6 +80,9 @@ DATABASES = {
         # No `SELECT 1` before each request's first query: that round trip was a sixth of a one-event
         # request. A connection broken by a PostgreSQL restart fails one request, then is discarded.
         "CONN_HEALTH_CHECKS": False,
+        # Direct, persistent connections (no transaction-pooling proxy), so prepared statements are
+        # safe: emit_events prepares its insert (Django's own queries bind client-side, unprepared).
+        "OPTIONS": {"prepare_threshold": 5},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

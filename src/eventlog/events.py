@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from psycopg import errors as pg_errors
@@ -117,8 +118,11 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
         count_accepted(event.event_type for event in events)
         return EmitResult(accepted=len(events), duplicates=0)
     document = "[" + ",".join(_event_json(event, default_environment) for event in events) + "]"
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT, [document])
+    # A prepared statement on psycopg's own server-side-binding cursor (Django's binds client-side and
+    # cannot prepare): PostgreSQL plans this insert once per connection, not once per request.
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_INSERT, [document], prepare=True)
         accepted_types = [row[0] for row in cursor.fetchall()]
     count_accepted(accepted_types)
     EVENTS_DUPLICATE.inc(len(events) - len(accepted_types))

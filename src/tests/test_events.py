@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 
 from eventlog.errors import InvalidEvents
 from eventlog.events import COPY_FROM_EVENTS, NewEvent, emit_event, emit_events
@@ -14,13 +13,17 @@ from eventlog.models import OutboxEvent
 pytestmark = pytest.mark.django_db
 
 
-def test_a_small_batch_is_written_with_one_statement() -> None:
-    events = [NewEvent("order_paid", {"order": i}) for i in range(COPY_FROM_EVENTS - 1)]
-    with CaptureQueriesContext(connection) as queries:
+def test_a_small_batch_is_written_by_one_statement_prepared_once_per_connection() -> None:
+    for _ in range(3):
+        events = [NewEvent("order_paid", {"order": i}) for i in range(COPY_FROM_EVENTS - 1)]
         result = emit_events(events)
-    assert (result.accepted, result.duplicates) == (COPY_FROM_EVENTS - 1, 0)
-    assert len(queries) == 1
-    assert OutboxEvent.objects.count() == COPY_FROM_EVENTS - 1
+        assert (result.accepted, result.duplicates) == (COPY_FROM_EVENTS - 1, 0)
+    assert OutboxEvent.objects.count() == 3 * (COPY_FROM_EVENTS - 1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%jsonb_to_recordset%"]
+        )
+        assert cursor.fetchone()[0] == 1
 
 
 AWKWARD_TEXT = 'tab\there, line\nbreak, CR\r, back\\slash \\N, "quotes", ünïcödé, 🎉, \\.'
