@@ -215,6 +215,49 @@ def _holds(condition: Callable[[], bool]) -> bool:
         return False
 
 
+def cpu_seconds(groups: dict[str, Callable[[], list[int]]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each group of processes, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for name, pids in groups.items():
+        total = 0
+        for pid in pids():
+            with contextlib.suppress(OSError):  # gone since it was listed
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        used[name] = total / ticks
+    return used
+
+
+def session_pids(session: int) -> list[int]:
+    """The processes of a session started by `start` (its process, its children, theirs)."""
+    return [pid for pid in _pids() if _stat(pid, 3) == session]
+
+
+def postgres_pids() -> list[int]:
+    """PostgreSQL's server processes (its backends, checkpointer, WAL writer, ...)."""
+    return [pid for pid in _pids() if _command(pid).startswith(b"postgres")]
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _stat(pid: int, field: int) -> int | None:
+    """A numeric field of /proc/PID/stat counted after the command name (3: the session id)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[field])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """The process's peak resident memory (VmHWM, the kernel's high-water mark, so one read at the
     end of a workload is the peak over all of it), and what is resident now, split into anonymous

@@ -3,6 +3,7 @@ loopback to the web server, run as `make run` runs it, while a worker relays wha
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import time
@@ -14,7 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 import seeding
-from environment import checkpoint, free_port, running, truncate_outbox, wait_until
+from environment import (
+    checkpoint,
+    cpu_seconds,
+    free_port,
+    postgres_pids,
+    running,
+    session_pids,
+    truncate_outbox,
+    wait_until,
+)
 from eventlog.api_keys import create_api_key
 from eventlog.stats import outbox_stats
 from figures import percentile
@@ -46,10 +56,23 @@ def measure(key: str, events: int, clients: int, sizes: Sizes, log: Callable[[st
     ):
         wait_until(lambda: answers(port, key), "the web process", timeout=60, processes=[web])
         log(f"{clients} clients, {events} event(s) per request, {sizes.http_seconds:g} s")
-        load = drive(port, key, request_body(events), clients, sizes)
+        groups = {
+            "web": functools.partial(session_pids, web.pid),
+            "worker": functools.partial(session_pids, worker.pid),
+            "postgresql": postgres_pids,
+        }
+        load, cpu = drive(port, key, request_body(events), clients, sizes, groups)
         pending_after = outbox_stats()["pending"]
         wait_until(lambda: outbox_stats()["pending"] == 0, "the relay to catch up", 300, [worker, web])
-    return {**summarize(load, sizes, events), "clients": clients, "pending_after_load": pending_after}
+    figures = summarize(load, sizes, events)
+    # Where the machine's time went, per accepted request, over the measured window.
+    per_request = {name: seconds / max(figures["requests"], 1) * 1e6 for name, seconds in cpu.items()}
+    return {
+        **figures,
+        "clients": clients,
+        "pending_after_load": pending_after,
+        "cpu_us_per_request": per_request,
+    }
 
 
 def answers(port: int, key: str) -> bool:
@@ -72,9 +95,12 @@ def request_body(events: int) -> bytes:
     return json.dumps([seeding.request_event(generator) for _ in range(events)]).encode()
 
 
-def drive(port: int, key: str, body: bytes, clients: int, sizes: Sizes) -> list[ClientResult]:
-    """Run `clients` client processes over the same window; their results. The window opens only
-    once every client has started, so slow process start-up never shortens anyone's window."""
+def drive(
+    port: int, key: str, body: bytes, clients: int, sizes: Sizes, groups: dict[str, Callable[[], list[int]]]
+) -> tuple[list[ClientResult], dict[str, float]]:
+    """Run `clients` client processes over the same window; their results, and the CPU seconds each
+    group of processes (and the clients) used inside the window. The window opens only once every
+    client has started, so slow process start-up never shortens anyone's window."""
     context = multiprocessing.get_context("spawn")  # clean processes, not forks of this one
     results_queue = context.Queue()
     window = Window(context.Queue(), context.Event(), context.Array("d", 2))
@@ -89,12 +115,17 @@ def drive(port: int, key: str, body: bytes, clients: int, sizes: Sizes) -> list[
     start_at = time.monotonic() + sizes.http_warmup_seconds
     window.times[0], window.times[1] = start_at, start_at + sizes.http_seconds
     window.go.set()
+    groups = {**groups, "clients": lambda: [process.pid for process in processes if process.pid]}
+    time.sleep(max(start_at - time.monotonic(), 0))
+    before = cpu_seconds(groups)
+    time.sleep(max(start_at + sizes.http_seconds - time.monotonic(), 0))
+    used = {name: seconds - before[name] for name, seconds in cpu_seconds(groups).items()}
     # Read before joining: a process that put a large result cannot exit until it is read.
     deadline = start_at + sizes.http_seconds + 120
     results: list[ClientResult] = [results_queue.get(timeout=deadline - time.monotonic()) for _ in processes]
     for process in processes:
         process.join(timeout=30)
-    return results
+    return results, used
 
 
 def summarize(results: list[ClientResult], sizes: Sizes, events_per_request: int) -> dict[str, Any]:

@@ -13,8 +13,7 @@ from pathlib import Path
 from core.env import REPO_ROOT
 
 BIN = Path(sys.executable).parent
-# granian, a WSGI server with its HTTP side in Rust: with the same processes and threads it served a
-# fifth to a third more one-event requests per second than gunicorn's threaded workers on this machine.
+# granian, a WSGI server with its HTTP side in Rust (docs/benchmarks.md has its figures).
 # Two processes of four threads each: a request mostly waits on PostgreSQL, so threads overlap it.
 WEB_WORKERS = 2
 WEB_THREADS = 4

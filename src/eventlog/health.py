@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError
 from redis import Redis
 from redis.exceptions import RedisError
@@ -22,8 +23,6 @@ from eventlog.errors import ClickHouseError
 from eventlog.stats import outbox_stats
 
 REPORT_KEY = "eventlog:health:clickhouse"
-CHECK_INTERVAL_SECONDS = 10.0
-REPORT_TTL_SECONDS = 3 * CHECK_INTERVAL_SECONDS  # two missed checks in a row
 
 
 @dataclass
@@ -37,10 +36,15 @@ class Readiness:
         self.reasons.append(reason)
 
 
+def report_ttl_seconds() -> int:
+    """A report outlives two missed checks in a row (settings.CLICKHOUSE_CHECK_SECONDS apart)."""
+    return int(3 * settings.CLICKHOUSE_CHECK_SECONDS)
+
+
 def report_clickhouse(redis: Redis, error: str | None) -> dict[str, Any]:
     """Record what a worker just saw of ClickHouse: reachable (`error` None) or not, and why."""
     report = {"reachable": error is None, "error": error, "at": time.time()}
-    redis.set(REPORT_KEY, json.dumps(report), ex=int(REPORT_TTL_SECONDS))
+    redis.set(REPORT_KEY, json.dumps(report), ex=report_ttl_seconds())
     return report
 
 
@@ -71,7 +75,7 @@ def readiness(redis: Redis, max_lag_seconds: float) -> Readiness:
     report = json.loads(raw) if raw else None
     result.checks["clickhouse"] = report or "no recent report from a worker"
     if report is None:
-        result.fail(f"ClickHouse: no worker reported reaching it in the last {REPORT_TTL_SECONDS:g} s")
+        result.fail(f"ClickHouse: no worker reported reaching it in the last {report_ttl_seconds()} s")
     elif not report["reachable"]:
         result.fail(f"ClickHouse: {report['error']}")
     return result

@@ -177,7 +177,8 @@ class ClickHouseCollector(Collector):
 # --- Serving
 
 # What the web processes count; the relay's metrics, defined here too, stay at zero there.
-_WEB_METRICS = {"eventlog_events_accepted", "eventlog_events_duplicate", "eventlog_ingest_requests"}
+_WEB_METRICS = {family.name for metric in (EVENTS_ACCEPTED, EVENTS_DUPLICATE, INGEST_REQUESTS)
+                for family in metric.describe()}  # fmt: skip
 
 
 class _WebOnly(Collector):
