@@ -10,6 +10,7 @@ This module is also the one boundary where clickhouse-connect's errors become ou
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -159,13 +160,25 @@ def server_arguments(options: ClickHouseOptions) -> dict[str, Any]:
     return arguments
 
 
+# The embedded engine shares the worker's memory, so it is configured for that rather than as a
+# server. Its allocator (jemalloc) keeps freed pages for 5 s by default; the relay frees a batch's
+# buffers several times a second, so the worker held seconds' worth of batches. The allocator reads
+# this once, when the engine is loaded (so before the first connect); an operator's JE_MALLOC_CONF wins.
+EMBEDDED_ALLOCATOR = "dirty_decay_ms:0,muzzy_decay_ms:0"
+# Merges were the rest of the worker's peak: each holds buffers for every part it reads (tens of MB),
+# and a server's pool runs up to 32 of them at once. With one at a time the benchmark's drain of a
+# million events is no slower (docs/benchmarks.md).
+EMBEDDED_ENGINE_OPTIONS = {"background_pool_size": 1, "background_merges_mutations_concurrency_ratio": 1}
+
+
 def connect(url: str, options: ClickHouseOptions | None = None) -> Client:
     """Open a client for `url`. Raises ClickHouseUnavailable when it cannot."""
     parts = urlsplit(url)
     with translated_errors():
         if parts.scheme == "chdb":
+            os.environ.setdefault("JE_MALLOC_CONF", EMBEDDED_ALLOCATOR)
             Path(parts.path).mkdir(parents=True, exist_ok=True)
-            return clickhouse_connect.get_client(dsn=url)
+            return clickhouse_connect.get_client(dsn=url, chdb_options=EMBEDDED_ENGINE_OPTIONS)
         return clickhouse_connect.get_client(dsn=url, **server_arguments(options or ClickHouseOptions()))
 
 
