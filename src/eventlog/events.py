@@ -108,15 +108,15 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
     An event whose event_id is already in the outbox (or earlier in `events`) is skipped and
     counted as a duplicate. Raises InvalidEvents, writing nothing, if any event is invalid.
     """
+    default_environment = settings.EVENTLOG.environment
+    if len(events) >= COPY_FROM_EVENTS and _copy_unless_duplicate(events, default_environment):
+        count_accepted(event.event_type for event in events)
+        return EmitResult(accepted=len(events), duplicates=0)
     problems = [problem for index, event in enumerate(events) for problem in check_event(event, index)]
     if problems:
         raise InvalidEvents(problems)
     if not events:
         return EmitResult(accepted=0, duplicates=0)
-    default_environment = settings.EVENTLOG.environment
-    if len(events) >= COPY_FROM_EVENTS and _copy_unless_duplicate(events, default_environment):
-        count_accepted(event.event_type for event in events)
-        return EmitResult(accepted=len(events), duplicates=0)
     document = "[" + ",".join(_event_json(event, default_environment) for event in events) + "]"
     # A prepared statement on psycopg's own server-side-binding cursor (Django's binds client-side and
     # cannot prepare): PostgreSQL plans this insert once per connection, not once per request.
@@ -130,18 +130,29 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
 
 
 def _copy_unless_duplicate(events: Sequence[NewEvent], default_environment: str) -> bool:
-    """COPY every (checked) event into the outbox and return True; or, when one of their event_ids is
-    already recorded, write nothing and return False. Other database errors are raised."""
+    """COPY every event into the outbox and return True; or, when one of their event_ids is already
+    recorded, write nothing and return False. Raises InvalidEvents, writing nothing, when any event
+    breaks a rule of `check_event`; other database errors are raised."""
     try:
         # Inside the caller's transaction a savepoint undoes a failed COPY; outside one, COPY is a
         # transaction of its own and needs no BEGIN and COMMIT round trips.
         undo_point = transaction.atomic() if connection.in_atomic_block else nullcontext()
         with undo_point, connection.cursor() as cursor, cursor.cursor.copy(_COPY) as copy:
             copy.set_types(["uuid", "text", "timestamptz", "text", "text", "int8"])
-            for e in events:
-                environment = default_environment if e.environment is None else e.environment
-                row = (e.event_id, e.event_type, e.event_date_time, environment, e.context_json())
-                copy.write_row((*row, e.metadata_version))
+            # Each event is checked as it is sent, so PostgreSQL stores the rows already sent while
+            # this process checks the next ones (checking them all first left one core idle at a time).
+            # One invalid event stops the sending; the rest are still checked, to report every problem,
+            # and the COPY is abandoned by the exception: nothing is written.
+            problems: list[Problem] = []
+            for index, e in enumerate(events):
+                problems += check_event(e, index)
+                if not problems:
+                    environment = default_environment if e.environment is None else e.environment
+                    context = e.context_json()
+                    copy.write_row((e.event_id, e.event_type, e.event_date_time, environment, context,
+                                    e.metadata_version))  # fmt: skip
+            if problems:
+                raise InvalidEvents(problems)
     except pg_errors.UniqueViolation:
         return False
     return True

@@ -99,8 +99,11 @@ def test_a_rollback_of_the_callers_transaction_leaves_no_event(count: int) -> No
     assert OutboxEvent.objects.count() == 0
 
 
-def test_one_invalid_event_rejects_the_whole_call_and_writes_nothing() -> None:
+# With COPY_FROM_EVENTS valid events first, the invalid ones are found after rows were already sent.
+@pytest.mark.parametrize("sent_first", [0, COPY_FROM_EVENTS])
+def test_one_invalid_event_rejects_the_whole_call_and_writes_nothing(sent_first: int) -> None:
     events = [
+        *(NewEvent("sent") for _ in range(sent_first)),
         NewEvent("fine"),
         NewEvent(""),
         NewEvent("x" * 256),
@@ -113,8 +116,22 @@ def test_one_invalid_event_rejects_the_whole_call_and_writes_nothing() -> None:
     ]
     with pytest.raises(InvalidEvents) as caught:
         emit_events(events)
-    assert sorted({p.index for p in caught.value.problems}) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert sorted({p.index - sent_first for p in caught.value.problems}) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert OutboxEvent.objects.count() == 0
+    # The caller's transaction goes on: only the failed call was undone.
+    emit_events([NewEvent("after") for _ in range(COPY_FROM_EVENTS)])
+    assert OutboxEvent.objects.count() == COPY_FROM_EVENTS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_an_invalid_event_behind_copied_rows_writes_nothing() -> None:
+    events = [*(NewEvent("sent") for _ in range(COPY_FROM_EVENTS)), NewEvent("")]
+    assert not connection.in_atomic_block  # autocommit: COPY is a transaction of its own
+    with pytest.raises(InvalidEvents) as caught:
+        emit_events(events)
+    assert [p.index for p in caught.value.problems] == [COPY_FROM_EVENTS]
+    assert OutboxEvent.objects.count() == 0
+    assert emit_events([NewEvent("after") for _ in range(COPY_FROM_EVENTS)]).accepted == COPY_FROM_EVENTS
 
 
 @pytest.mark.django_db(transaction=True)
