@@ -138,6 +138,7 @@ ROWS = (
     ("e2e_latency", "inserts_per_s", "ClickHouse inserts/s", "{:.2f}"),
     ("e2e_latency", "produced_events_per_s", "events/s produced", "{:,.0f}"),
     ("worker_peak_rss_mb", "", "worker peak RSS draining the backlog, MB", "{:,.0f}"),
+    ("relay_drain", "worker_peak_rss_mb_at_half_drain", "worker peak RSS at half the drain, MB", "{:,.0f}"),
 )
 
 

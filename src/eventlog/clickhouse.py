@@ -247,7 +247,7 @@ class EventLogWriter:
                 settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
             )
 
-    def write_csv(self, block: bytes, token: str) -> None:
+    def write_csv(self, block: bytes | bytearray, token: str) -> None:
         """Insert CSV rows (every field quoted, columns in COLUMNS order) as one deduplicated insert,
         with the same guarantees as `write_batch`."""
         client = self.client()
@@ -255,7 +255,8 @@ class EventLogWriter:
             client.raw_insert(
                 self.table,
                 COLUMNS,
-                block,
+                # Both of clickhouse-connect's backends send a bytearray as it is; the hint omits it.
+                block,  # type: ignore[arg-type]
                 settings={**INSERT_SETTINGS, **CSV_SETTINGS, "insert_deduplication_token": token},
                 fmt="CSV",
             )

@@ -43,7 +43,7 @@ class BatchSink(Protocol):
     """Where batches go; `EventLogWriter` in production. See its `write_csv` and `write_batch`
     contracts: the same insert, given as CSV text or as Python values column by column."""
 
-    def write_csv(self, block: bytes, token: str) -> None: ...
+    def write_csv(self, block: bytes | bytearray, token: str) -> None: ...
 
     def write_batch(self, columns: list[list[Any]], token: str) -> None: ...
 
@@ -264,9 +264,13 @@ def _deliver(batch_id: int, sink: BatchSink) -> RelayResult:
     raise failure
 
 
-def _copy_csv(cursor: Any, bounds: dict[str, Any]) -> bytes:
+def _copy_csv(cursor: Any, bounds: dict[str, Any]) -> bytearray:
+    # Grown in place: joining the chunks held a copy of every chunk beside the joined batch.
+    block = bytearray()
     with cursor.cursor.copy(_COPY_BATCH, bounds) as copy:  # psycopg's own cursor, under Django's
-        return b"".join(bytes(chunk) for chunk in copy)
+        for chunk in copy:
+            block += chunk
+    return block
 
 
 def write_rows(sink: BatchSink, rows: Sequence[Row], token: str) -> None:

@@ -85,7 +85,7 @@ def test_an_outage_in_the_middle_of_isolating_poison_duplicates_nothing(
             self.count_down()
             writer.write_batch(columns, token)
 
-        def write_csv(self, block: bytes, token: str) -> None:
+        def write_csv(self, block: bytes | bytearray, token: str) -> None:
             self.count_down()
             writer.write_csv(block, token)
 

@@ -35,7 +35,7 @@ class CrashingSink:
         self.step = step
         self.writer = event_log_writer()
 
-    def write_csv(self, block: bytes, token: str) -> None:
+    def write_csv(self, block: bytes | bytearray, token: str) -> None:
         self.crashing_around(lambda: self.writer.write_csv(block, token))
 
     def write_batch(self, columns: list[list[Any]], token: str) -> None:
