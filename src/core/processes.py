@@ -39,9 +39,12 @@ def process_argv(
     if name == "web":
         host, _, port = web_bind.rpartition(":")
         static = ["--static-path-route", "/static", "--static-path-mount", str(STATIC_ROOT)]
+        # Ctrl-C (SIGINT to every process) followed by a SIGTERM sometimes left a granian worker
+        # waiting forever for a shutdown it had missed, and granian waiting for it: killed after 10 s.
+        stop_stuck_workers = ["--workers-kill-timeout", "10"]
         return [str(BIN / "granian"), "--interface", "wsgi", "core.wsgi:application", "--host", host,
                 "--port", port, "--workers", str(WEB_WORKERS), "--blocking-threads", str(WEB_THREADS),
-                "--http", "1", "--respawn-failed-workers",
+                "--http", "1", "--respawn-failed-workers", *stop_stuck_workers,
                 *(static if STATIC_ROOT.is_dir() else [])]  # fmt: skip
     if name == "worker":
         beat = ["--beat", f"--schedule={beat_schedule}"] if embedded_beat else []
