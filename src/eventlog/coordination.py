@@ -4,7 +4,8 @@
   runs never pile up behind a slow ClickHouse. A slot is a lease with a time-to-live, renewed before
   every batch, so a killed worker's slot frees itself within `lease_seconds`.
 - the backoff gate: while a failed run's Celery retry is pending, beat's ticks do nothing, so the
-  retry's exponential backoff is the only rate at which an unavailable ClickHouse is tried.
+  retry's exponential backoff is the only rate at which an unavailable ClickHouse is tried. Only
+  the first of several runs failing together closes it, so one chain of retries is pending at most.
 - the rate limit: at most `max_events_per_second` events claimed per second by all relays together
   (0: no limit), counted in one Redis key per second.
 """
@@ -72,10 +73,17 @@ class RelayCoordinator:
     def backing_off(self) -> bool:
         return bool(self.redis.exists(f"{self.prefix}:backoff"))
 
-    def start_backoff(self) -> None:
-        """Close the gate for ticks; it reopens by itself after `backoff_seconds` at the latest
-        (longer than any one retry's countdown), in case the retry is lost with its worker."""
-        self.redis.set(f"{self.prefix}:backoff", "1", px=self.backoff_ms)
+    def start_backoff(self, *, retrying: bool = False) -> bool:
+        """Close the gate for ticks; True when this call closed it, False when it was already closed
+        (another run failed first and its retry is scheduled). `retrying` (the run is itself that
+        retry) keeps it closed for another full period. The gate reopens by itself after
+        `backoff_seconds` at the latest (longer than any one retry's countdown), in case the retry
+        is lost with its worker."""
+        key = f"{self.prefix}:backoff"
+        if retrying:
+            self.redis.set(key, "1", px=self.backoff_ms)
+            return True
+        return bool(self.redis.set(key, "1", px=self.backoff_ms, nx=True))
 
     def end_backoff(self) -> None:
         self.redis.delete(f"{self.prefix}:backoff")

@@ -6,6 +6,7 @@
     ├── InvalidEvents           events that can never be accepted; nothing was written
     └── ClickHouseError         the event store did not take a batch; the outbox is unchanged
         ├── ClickHouseUnavailable   cannot reach it, or it refused for reasons outside the data
+        │   └── RetryPending        ... and another relay run's retry is already scheduled
         └── ClickHouseRejected      it refused the data itself (a poison event somewhere)
 """
 
@@ -56,3 +57,8 @@ class ClickHouseUnavailable(ClickHouseError):
 
 class ClickHouseRejected(ClickHouseError):
     """ClickHouse refused the rows themselves: resending them unchanged will fail again."""
+
+
+class RetryPending(ClickHouseUnavailable):
+    """ClickHouse was unavailable to a run started by beat while another run's failure had already
+    closed the backoff gate: that run's retry is scheduled, so this one must not schedule its own."""

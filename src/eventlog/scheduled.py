@@ -9,7 +9,7 @@ import sentry_sdk
 import structlog
 
 from eventlog.coordination import RelayCoordinator
-from eventlog.errors import ClickHouseUnavailable
+from eventlog.errors import ClickHouseUnavailable, RetryPending
 from eventlog.metrics import RELAY_RETRIES
 from eventlog.relay import BatchSink, relay_outbox
 
@@ -28,14 +28,19 @@ def run_scheduled_relay(
     """One relay run, started by beat's tick or by a Celery retry of a failed run.
 
     A tick does nothing while a failed run's retry is pending (the backoff gate) or while every
-    run slot is taken; a retry passes the gate. On ClickHouseUnavailable the gate is closed, the
-    error is reported to Sentry and raised (for Celery to schedule the retry); on the last attempt
-    the gate opens again so the next tick starts afresh. A successful run opens the gate.
+    run slot is taken; a retry passes the gate. On ClickHouseUnavailable the error is reported to
+    Sentry, the gate is closed and the error raised, for Celery to schedule the retry; but a tick
+    that fails after another run closed the gate raises RetryPending instead (the task does not
+    retry it), so runs failing together leave one retry pending, not one each. On the last attempt,
+    or when a retry finds every slot taken, the gate opens again so the next tick starts afresh.
+    A successful run opens the gate.
     """
     if not is_retry and coordinator.backing_off():
         return {"skipped": "backing off"}
     lease = coordinator.try_acquire_slot()
     if lease is None:
+        if is_retry:  # the runs holding the slots decide: they close the gate again if they fail
+            coordinator.end_backoff()
         return {"skipped": "busy"}
 
     def before_claim(events: int) -> None:
@@ -49,9 +54,10 @@ def run_scheduled_relay(
         report_failure(exc)
         if last_attempt:
             coordinator.end_backoff()
-        else:
-            coordinator.start_backoff()
+        elif coordinator.start_backoff(retrying=is_retry):
             RELAY_RETRIES.inc()
+        else:
+            raise RetryPending(str(exc), exc.code) from exc
         raise
     finally:
         lease.release()

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from eventlog.errors import ClickHouseUnavailable
+from eventlog.errors import ClickHouseUnavailable, RetryPending
 from eventlog.health import check_clickhouse
 from eventlog.retention import purge_processed
 from eventlog.runtime import event_log_writer, redis_client, relay_coordinator
@@ -20,6 +20,10 @@ from eventlog.scheduled import run_scheduled_relay
     bind=True,
     name="eventlog.relay_outbox",
     autoretry_for=(ClickHouseUnavailable,),
+    # Another run's retry is already scheduled: no retry of this one, and an expected error for the
+    # worker and Sentry (the failed insert itself was reported before RetryPending was raised).
+    dont_autoretry_for=(RetryPending,),
+    throws=(RetryPending,),
     retry_backoff=True,
     retry_backoff_max=600,
     retry_jitter=True,

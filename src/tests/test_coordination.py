@@ -54,8 +54,10 @@ def test_an_expired_lease_cannot_release_or_renew_its_successors_slot(redis: Red
 def test_the_backoff_gate_closes_opens_and_expires(redis: Redis) -> None:
     relays = coordinator(redis, backoff_seconds=0.3)
     assert not relays.backing_off()
-    relays.start_backoff()
+    assert relays.start_backoff() is True
     assert relays.backing_off()
+    assert relays.start_backoff() is False  # closed already: a second failure starts no retry
+    assert relays.start_backoff(retrying=True) is True  # the retry keeps it closed
     relays.end_backoff()
     assert not relays.backing_off()
     relays.start_backoff()

@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from core.env import load_config
 from core.sentry import init_sentry
-from eventlog.errors import ClickHouseUnavailable
+from eventlog.errors import ClickHouseUnavailable, RetryPending
 from eventlog.events import NewEvent, emit_events
 from eventlog.tasks import relay_outbox_task
 from tests.conftest import event_log_counts
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_the_relay_task_retries_clickhouse_errors_with_the_specs_backoff() -> None:
     task = relay_outbox_task
     assert task.autoretry_for == (ClickHouseUnavailable,)
+    assert task.dont_autoretry_for == task.throws == (RetryPending,)
     assert (task.retry_backoff, task.retry_backoff_max, task.retry_jitter) == (True, 600, True)
     assert task.max_retries == 10
 
