@@ -62,6 +62,13 @@ class NewEvent:
         return text
 
 
+def with_context_json(event: NewEvent, text: str) -> NewEvent:
+    """`event`, with `text` taken as its context's JSON instead of computing it: for a caller that
+    has already serialized `event_context` exactly (the HTTP API, with orjson). Returns the event."""
+    object.__setattr__(event, "_context_json", text)
+    return event
+
+
 @dataclass(frozen=True)
 class EmitResult:
     accepted: int

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from eventlog.errors import InvalidEvents, InvalidRequest, Problem
-from eventlog.events import NewEvent, check_event
+from eventlog.events import NewEvent, check_event, with_context_json
 
 FIELDS = frozenset(
     {"event_type", "event_id", "event_date_time", "environment", "event_context", "metadata_version"}
@@ -27,10 +29,7 @@ def parse_body(body: bytes, max_events: int) -> list[NewEvent]:
     Raises InvalidRequest when the body is not JSON, not an object or array, or holds more than
     `max_events` events; raises InvalidEvents listing every problem when any event is invalid.
     """
-    try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
+    payload, exact_with_orjson = load_json(body)
     if isinstance(payload, dict):
         payload = [payload]
     if not isinstance(payload, list):
@@ -40,13 +39,32 @@ def parse_body(body: bytes, max_events: int) -> list[NewEvent]:
     events: list[NewEvent] = []
     problems: list[Problem] = []
     for index, (item, new_id) in enumerate(zip(payload, new_event_ids(len(payload)), strict=True)):
-        event, item_problems = parse_event(item, index, new_id)
+        event, item_problems = parse_event(item, index, new_id, exact_with_orjson)
         problems += item_problems
         if event is not None:
             events.append(event)
     if problems:
         raise InvalidEvents(problems)
     return events
+
+
+# orjson reads an integer outside [-2**63, 2**64) as a float, silently. Such a number has at least 19
+# digits, so a body with a run of 19 digits anywhere is read by the standard library, which keeps every
+# integer exact (a long number inside a string costs that body the slower parser, nothing else).
+# Found by mapping every digit to 0 and searching for nineteen 0s: ten times faster than a regex.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
+
+
+def load_json(body: bytes) -> tuple[Any, bool]:
+    """The body's JSON value, and whether orjson read it (then every value in it is one orjson also
+    writes back exactly). Raises InvalidRequest when the body is not JSON (NaN and Infinity are not)."""
+    try:
+        if _LONG_DIGIT_RUN not in body.translate(_DIGITS_TO_ZERO):
+            return orjson.loads(body), True
+        return json.loads(body, parse_constant=_reject_constant), False
+    except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
 
 
 def new_event_ids(count: int) -> Iterator[uuid.UUID]:
@@ -56,30 +74,46 @@ def new_event_ids(count: int) -> Iterator[uuid.UUID]:
     return (uuid.UUID(bytes=randomness[start : start + 16], version=4) for start in range(0, 16 * count, 16))
 
 
-def parse_event(item: Any, index: int, new_id: uuid.UUID) -> tuple[NewEvent | None, list[Problem]]:
+def parse_event(
+    item: Any, index: int, new_id: uuid.UUID, exact_with_orjson: bool = False
+) -> tuple[NewEvent | None, list[Problem]]:
     """One JSON value as a NewEvent (None if it cannot be built) and its problems.
 
     Optional fields may be omitted or null; both mean the default (`new_id` for event_id).
+    `exact_with_orjson`: the value came from orjson.loads, so orjson writes its context's JSON.
     """
     if not isinstance(item, dict):
         return None, [Problem(index, "", "must be a JSON object")]
-    problems = [Problem(index, name, "is not a known field") for name in sorted(set(item) - FIELDS)]
-    values: dict[str, Any] = {}
-    for name, parse in _PARSERS.items():
-        raw = item.get(name)
-        if raw is None:
-            if name == "event_type":
-                problems.append(Problem(index, name, "is required"))
-            continue
-        try:
-            values[name] = parse(raw)
-        except (TypeError, ValueError, OverflowError) as exc:
-            problems.append(Problem(index, name, str(exc)))
+    problems = [] if item.keys() <= FIELDS else [
+        Problem(index, name, "is not a known field") for name in sorted(item.keys() - FIELDS)
+    ]  # fmt: skip
+    values: dict[str, Any] = {"event_type": "", "event_id": new_id}
+    for name, raw in item.items():
+        parse = _PARSERS.get(name)
+        if parse is not None and raw is not None:
+            try:
+                values[name] = parse(raw)
+            except (TypeError, ValueError, OverflowError) as exc:
+                problems.append(Problem(index, name, str(exc)))
+    if item.get("event_type") is None:
+        problems.append(Problem(index, "event_type", "is required"))
+    event = NewEvent(**values)
+    if exact_with_orjson and "event_context" in values:
+        _write_context_with_orjson(event)
     # Check the fields that did parse too, so the caller hears of every problem at once.
-    event = NewEvent(**{"event_type": "", "event_id": new_id, **values})
     reported = {problem.field for problem in problems}
     problems += [problem for problem in check_event(event, index) if problem.field not in reported]
     return (None if problems else event), problems
+
+
+def _write_context_with_orjson(event: NewEvent) -> None:
+    """Give the event its context's JSON from orjson: several times faster than the standard encoder,
+    the same JSON value. A context nested deeper than orjson writes (254 levels) is left to that one."""
+    try:
+        text = orjson.dumps(event.event_context).decode()
+    except TypeError:  # orjson.JSONEncodeError: for values orjson.loads made, only the depth limit
+        return
+    with_context_json(event, text)
 
 
 def _string(raw: Any) -> str:
