@@ -8,7 +8,9 @@ ClickHouse; the relay does that after commit.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -32,6 +34,35 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
+def new_event_ids(count: int) -> list[uuid.UUID]:
+    """`count` version 7 UUIDs (RFC 9562): the Unix time in milliseconds, then 74 random bits from one
+    read of the OS's randomness (`uuid.uuid4()` makes a system call for each).
+
+    Time-ordered ids keep the outbox's unique index on event_id growing at its right edge, as the
+    primary key does, where random (version 4) ids land on a random page of it each: PostgreSQL
+    spends about a fifth less CPU per event written, and writes less WAL (docs/benchmarks.md).
+    """
+    millis = time.time_ns() // 1_000_000
+    randomness = os.urandom(10 * count)
+    prefix = (millis & _MILLIS_MASK) << 80 | 7 << 76 | 0b10 << 62  # time, version 7, RFC 9562 variant
+    return [
+        uuid.UUID(int=prefix | _spread(int.from_bytes(randomness[start : start + 10])))
+        for start in range(0, 10 * count, 10)
+    ]
+
+
+_MILLIS_MASK = (1 << 48) - 1
+
+
+def _spread(random_bits: int) -> int:
+    """74 of the 80 random bits in their UUIDv7 places: 12 after the version, 62 after the variant."""
+    return (random_bits >> 62 & 0xFFF) << 64 | random_bits & ((1 << 62) - 1)
+
+
+def new_event_id() -> uuid.UUID:
+    return new_event_ids(1)[0]
+
+
 # One encoder for every context: json.dumps with options builds a new encoder on every call.
 _CONTEXT_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
@@ -46,7 +77,7 @@ class NewEvent:
 
     event_type: str
     event_context: Mapping[str, Any] = field(default_factory=dict)
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=new_event_id)
     event_date_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     environment: str | None = None
     metadata_version: int = 1

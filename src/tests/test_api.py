@@ -102,11 +102,11 @@ def test_keys_are_stored_only_as_hashes(api_key: str) -> None:
     assert len(stored.key_hash) == 64
 
 
-def test_events_sent_without_ids_get_distinct_random_ids(http: HttpClient, api_key: str) -> None:
+def test_events_sent_without_ids_get_distinct_time_ordered_ids(http: HttpClient, api_key: str) -> None:
     assert post(http, api_key, [{"event_type": "a"}] * 100).json() == {"accepted": 100, "duplicates": 0}
     ids = set(OutboxEvent.objects.values_list("event_id", flat=True))
     assert len(ids) == 100
-    assert {event_id.version for event_id in ids} == {4}
+    assert {event_id.version for event_id in ids} == {7}
 
 
 def test_a_deleted_key_is_refused_once_its_cache_entry_expires(api_key: str) -> None:

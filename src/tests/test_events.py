@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -7,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 
 from eventlog.errors import InvalidEvents
-from eventlog.events import COPY_FROM_EVENTS, NewEvent, emit_event, emit_events
+from eventlog.events import COPY_FROM_EVENTS, NewEvent, emit_event, emit_events, new_event_ids
 from eventlog.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -143,3 +144,15 @@ def test_outside_a_transaction_a_large_batch_holding_a_duplicate_writes_each_new
     result = emit_events(events)
     assert (result.accepted, result.duplicates) == (COPY_FROM_EVENTS, 1)
     assert OutboxEvent.objects.count() == COPY_FROM_EVENTS + 1
+
+
+def test_event_ids_made_here_are_unique_version_7_and_ordered_by_creation_time() -> None:
+    first = new_event_ids(1_000)
+    time.sleep(0.002)
+    later = [NewEvent("a").event_id for _ in range(3)]
+    ids = first + later
+    assert {(event_id.version, event_id.variant) for event_id in ids} == {(7, uuid.RFC_4122)}
+    assert len(set(ids)) == len(ids)
+    assert max(first) < min(later)  # the index on event_id grows at its right edge
+    now_ms = time.time_ns() // 1_000_000
+    assert all(now_ms - 1_000 < event_id.int >> 80 <= now_ms for event_id in ids)
