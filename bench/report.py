@@ -23,7 +23,7 @@ from core.processes import process_argv
 from environment import REDIS_URL, ROOT
 from sizes import Sizes
 
-PACKAGES = ("django", "celery", "clickhouse-connect", "chdb-core-lite", "psycopg", "granian")
+PACKAGES = ("django", "celery", "clickhouse-connect", "chdb-core-lite", "psycopg", "granian", "orjson")
 
 
 def machine() -> dict[str, Any]:
