@@ -9,6 +9,7 @@ import pytest
 from django.test import Client as HttpClient
 
 from eventlog.api_keys import KeyCache, authenticate, create_api_key, hash_key
+from eventlog.events import COPY_FROM_EVENTS
 from eventlog.models import ApiKey, OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -56,18 +57,20 @@ def test_an_array_keeps_given_ids_timestamps_and_microseconds(http: HttpClient, 
 
 
 # Without a run of 19 digits the body is read (and each context written back) by orjson; with one, by
-# the standard library, as orjson would turn an integer beyond 64 bits into a float.
+# the standard library, as orjson would turn an integer beyond 64 bits into a float. One event is
+# written by the INSERT statement, COPY_FROM_EVENTS of them by (binary) COPY.
+@pytest.mark.parametrize("events", [1, COPY_FROM_EVENTS])
 @pytest.mark.parametrize("big", [None, 123456789012345678901234567890, -(2**63) - 1, 2**64])
 def test_a_context_is_stored_as_exactly_the_json_value_sent(
-    http: HttpClient, api_key: str, big: int | None
+    http: HttpClient, api_key: str, big: int | None, events: int
 ) -> None:
     context = {
         "text": 'é " \\ \n \u2028 😀', "int": 123456789012345678, "float": 0.1, "tiny": 5e-324,
         "flags": [True, False, None], "nested": {"list": [1, "x", {"empty": {}}]},
         "big": big,
     }  # fmt: skip
-    assert post(http, api_key, {"event_type": "a", "event_context": context}).status_code == 202
-    assert OutboxEvent.objects.get().event_context == context
+    assert post(http, api_key, [{"event_type": "a", "event_context": context}] * events).status_code == 202
+    assert [row.event_context for row in OutboxEvent.objects.all()] == [context] * events
 
 
 def test_a_context_nested_deeper_than_orjson_writes_is_stored_too(http: HttpClient, api_key: str) -> None:
