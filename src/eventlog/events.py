@@ -93,11 +93,10 @@ class NewEvent:
         return text
 
 
-def with_context_json(event: NewEvent, text: str) -> NewEvent:
-    """`event`, with `text` taken as its context's JSON instead of computing it: for a caller that
-    has already serialized `event_context` exactly (the HTTP API, with orjson). Returns the event."""
+def with_context_json(event: NewEvent, text: str) -> None:
+    """Take `text` as the event's context JSON instead of computing it: for a caller that has
+    already serialized `event_context` exactly (the HTTP API, with orjson)."""
     object.__setattr__(event, "_context_json", text)
-    return event
 
 
 @dataclass(frozen=True)
@@ -177,23 +176,26 @@ def _copy_unless_duplicate(events: Sequence[NewEvent], default_environment: str)
         undo_point = transaction.atomic() if connection.in_atomic_block else nullcontext()
         with undo_point, connection.cursor() as cursor, cursor.cursor.copy(_COPY) as copy:
             copy.set_types(["uuid", "text", "timestamptz", "text", "text", "int8"])
-            # Each event is checked as it is sent, so PostgreSQL stores the rows already sent while
-            # this process checks the next ones (checking them all first left one core idle at a time).
-            # One invalid event stops the sending; the rest are still checked, to report every problem,
-            # and the COPY is abandoned by the exception: nothing is written.
-            problems: list[Problem] = []
-            for index, e in enumerate(events):
-                problems += check_event(e, index)
-                if not problems:
-                    environment = default_environment if e.environment is None else e.environment
-                    context = e.context_json()
-                    copy.write_row((e.event_id, e.event_type, e.event_date_time, environment, context,
-                                    e.metadata_version))  # fmt: skip
-            if problems:
-                raise InvalidEvents(problems)
+            _send_checked(copy, events, default_environment)
     except pg_errors.UniqueViolation:
         return False
     return True
+
+
+def _send_checked(copy: Any, events: Sequence[NewEvent], default_environment: str) -> None:
+    """Write each event as a COPY row, checking it just before it is sent, so PostgreSQL stores the
+    rows already sent while this process checks the next ones (checking them all first left one
+    core idle at a time). After one invalid event nothing more is sent, but the rest are still
+    checked; then InvalidEvents lists every problem, and the COPY it unwinds is abandoned."""
+    problems: list[Problem] = []
+    for index, e in enumerate(events):
+        problems += check_event(e, index)
+        if not problems:
+            environment = default_environment if e.environment is None else e.environment
+            copy.write_row((e.event_id, e.event_type, e.event_date_time, environment, e.context_json(),
+                            e.metadata_version))  # fmt: skip
+    if problems:
+        raise InvalidEvents(problems)
 
 
 def _event_json(event: NewEvent, default_environment: str) -> str:
