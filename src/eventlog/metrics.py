@@ -66,6 +66,12 @@ RELAY_BATCH_DURATION = Histogram(
     "One batch delivered: locking it, reading it from PostgreSQL, the insert, settling it.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+RELAY_CLAIM_DURATION = Histogram(
+    "eventlog_relay_claim_duration_seconds",
+    "One claim: finding the next batch's events in the outbox and recording the batch. It should stay "
+    "flat however large the outbox or the backlog; a claim that grows with either means a plan that scans.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 CLICKHOUSE_INSERT_DURATION = Histogram(
     "eventlog_clickhouse_insert_duration_seconds",
     "One insert into event_log, until ClickHouse acknowledged or refused it.",

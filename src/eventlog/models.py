@@ -64,7 +64,10 @@ class RelayBatch(models.Model):
     last_id = models.BigIntegerField()
     row_count = models.PositiveIntegerField()
     oldest_created_at = models.DateTimeField()
-    created_at = models.DateTimeField(db_default=Now())
+    created_at = models.DateTimeField(db_default=Now())  # the claim's transaction began
+    # The claim had found its events (clock_timestamp()): minus created_at, how long the claim took;
+    # delivered_at minus this, how long the delivery took. Empty for batches claimed before 0003.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(db_default=0)
     last_error = models.TextField(blank=True, db_default="")
@@ -93,6 +96,17 @@ class RelayCursor(models.Model):
 
     class Meta:
         db_table = "eventlog_relay_cursor"
+
+
+class ProcessedCount(models.Model):
+    """One row: how many delivered events the outbox still holds. Settling a batch adds its events
+    and the purge subtracts those it deletes, in their own transactions, so reading the figure costs
+    one row however many batches were delivered (`relay.COUNT_PROCESSED`)."""
+
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "eventlog_processed_count"
 
 
 class OutboxEvent(models.Model):

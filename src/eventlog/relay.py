@@ -5,8 +5,8 @@ The protocol, step by step (docs/design.md gives the argument for each step):
 1. Claim: in one short transaction, with the cursor row locked, take the next `batch_size` events
    of the cursor's snapshot window in (txid, id) order, record them as a batch (the window's
    snapshots and the positions before and after) with a fresh random deduplication token, move the
-   cursor, commit. The events' rows are not written. From here the batch's content and token never
-   change.
+   cursor (or leave the window used up, when the batch took the rest of it), commit. The events'
+   rows are not written. From here the batch's content and token never change.
 2. Deliver: in a second transaction, lock the batch row (`SKIP LOCKED`: one relay per batch),
    stream its events with COPY and insert them into ClickHouse as one insert carrying the token.
 3. Settle: only after ClickHouse acknowledged the insert, mark the batch delivered and commit.
@@ -19,20 +19,23 @@ The protocol, step by step (docs/design.md gives the argument for each step):
    If the lost run's insert had in fact landed, ClickHouse drops the repeat by its token.
 
 This module knows nothing of Celery or Redis: the task and the management command call `relay_outbox`.
+Every statement on the outbox runs inside `planner.index_scans()`, so that it reads the rows it
+needs whatever PostgreSQL's statistics say (docs/design.md, "Plans").
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import structlog
-from django.db import connection, transaction
+from django.db import connection
 
 from eventlog import metrics
 from eventlog.errors import ClickHouseError, ClickHouseRejected
+from eventlog.planner import index_scans
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +94,7 @@ def relay_outbox(
 
 def unfinished_batch_ids() -> list[int]:
     """Batches claimed but not delivered, oldest first."""
-    with connection.cursor() as cursor:
+    with index_scans() as cursor:
         cursor.execute("SELECT id FROM eventlog_relay_batch WHERE state = 'claimed' ORDER BY id")
         return [row[0] for row in cursor.fetchall()]
 
@@ -112,7 +115,7 @@ def window_condition(low: str, high: str, after_txid: str, after_id: str) -> str
 
 
 WINDOW = window_condition("%(low)s", "%(high)s", "%(after_txid)s", "%(after_id)s")
-NOTHING_VISIBLE = "1:1:"  # a snapshot in which no transaction is visible: the first window's `low`
+NOTHING_VISIBLE = "1:1:"  # a snapshot in which no transaction is visible: where the first window starts
 
 
 def window_start(low: str) -> tuple[str, int]:
@@ -120,9 +123,50 @@ def window_start(low: str) -> tuple[str, int]:
     return low.split(":", 1)[0], 0
 
 
+@dataclass(frozen=True)
+class Window:
+    """The relay cursor: the events visible in snapshot `high` but not in `low`, from position
+    (after_txid, after_id) on. A window whose `low` is its `high` holds nothing: it is used up,
+    and the next claim starts the next window at once."""
+
+    low: str
+    high: str
+    after_txid: str
+    after_id: int
+
+    @classmethod
+    def used_up(cls, snapshot: str) -> Window:
+        return cls(snapshot, snapshot, *window_start(snapshot))
+
+    @property
+    def is_used_up(self) -> bool:
+        return self.low == self.high
+
+    def following(self, high: str) -> Window:
+        """The next window: every event that became visible after this one's `high`, up to `high`."""
+        return Window(self.high, high, *window_start(self.high))
+
+
+@dataclass(frozen=True)
+class Claim:
+    batch_id: int
+    events: int
+    last_txid: str
+    last_id: int
+
+
 _LOCK_CURSOR = """
     SELECT low_snapshot, high_snapshot, after_txid::text, after_id FROM eventlog_relay_cursor
     WHERE id = 1 FOR UPDATE
+"""
+_CREATE_CURSOR = """
+    INSERT INTO eventlog_relay_cursor (id, low_snapshot, high_snapshot, after_txid, after_id)
+    VALUES (1, %(low)s, %(high)s, %(after_txid)s::text::xid8, %(after_id)s) ON CONFLICT (id) DO NOTHING
+"""
+_MOVE_CURSOR = """
+    UPDATE eventlog_relay_cursor SET low_snapshot = %(low)s, high_snapshot = %(high)s,
+        after_txid = %(after_txid)s::text::xid8, after_id = %(after_id)s
+    WHERE id = 1
 """
 _CLAIM = f"""
     WITH next AS MATERIALIZED (
@@ -133,11 +177,12 @@ _CLAIM = f"""
     ),
     last AS (SELECT txid, id FROM next ORDER BY txid DESC, id DESC LIMIT 1)
     INSERT INTO eventlog_relay_batch (token, state, low_snapshot, high_snapshot, after_txid, after_id,
-        last_txid, last_id, row_count, oldest_created_at, created_at)
+        last_txid, last_id, row_count, oldest_created_at, created_at, claimed_at)
     SELECT gen_random_uuid(), 'claimed', %(low)s, %(high)s, %(after_txid)s::text::xid8, %(after_id)s,
-        last.txid, last.id, (SELECT count(*) FROM next), (SELECT min(created_at) FROM next), now()
+        last.txid, last.id, (SELECT count(*) FROM next), (SELECT min(created_at) FROM next), now(),
+        clock_timestamp()
     FROM last
-    RETURNING id, last_txid::text, last_id
+    RETURNING id, row_count, last_txid::text, last_id
 """  # noqa: S608 (built from constants; values are bound)
 
 
@@ -148,36 +193,35 @@ def claim_batch(batch_size: int) -> int | None:
 
     Returns the batch id, or None when no committed event is pending.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO eventlog_relay_cursor (id, low_snapshot, high_snapshot, after_txid, after_id)"
-            " VALUES (1, %s, pg_current_snapshot()::text, %s, 0) ON CONFLICT (id) DO NOTHING",
-            [NOTHING_VISIBLE, window_start(NOTHING_VISIBLE)[0]],
-        )
+    with metrics.RELAY_CLAIM_DURATION.time(), index_scans() as cursor:
+        window = _lock_cursor(cursor)
+        claim = None if window.is_used_up else _claim(cursor, window, batch_size)
+        if claim is None:
+            cursor.execute("SELECT pg_current_snapshot()::text")  # taken after the lock: see design.md
+            window = window.following(cursor.fetchone()[0])
+            claim = _claim(cursor, window, batch_size)
+        if claim is None or claim.events < batch_size:  # nothing, or the rest: the window is used up
+            window = Window.used_up(window.high)
+        else:
+            window = replace(window, after_txid=claim.last_txid, after_id=claim.last_id)
+        cursor.execute(_MOVE_CURSOR, asdict(window))
+        return None if claim is None else claim.batch_id
+
+
+def _lock_cursor(cursor: Any) -> Window:
+    cursor.execute(_LOCK_CURSOR)
+    row = cursor.fetchone()
+    if row is None:  # the first claim ever: every event is in a window after this one
+        cursor.execute(_CREATE_CURSOR, asdict(Window.used_up(NOTHING_VISIBLE)))
         cursor.execute(_LOCK_CURSOR)
-        low, high, after_txid, after_id = cursor.fetchone()
-        window = {"low": low, "high": high, "after_txid": after_txid, "after_id": after_id}
-        cursor.execute(_CLAIM, {**window, "limit": batch_size})
-        claimed = cursor.fetchone()
-        if claimed is None:
-            cursor.execute("SELECT pg_current_snapshot()::text")
-            after_txid, after_id = window_start(high)
-            window = {
-                "low": high,
-                "high": cursor.fetchone()[0],
-                "after_txid": after_txid,
-                "after_id": after_id,
-            }
-            cursor.execute(_CLAIM, {**window, "limit": batch_size})
-            claimed = cursor.fetchone()
-        if claimed is not None:
-            window["after_txid"], window["after_id"] = claimed[1], claimed[2]
-        cursor.execute(
-            "UPDATE eventlog_relay_cursor SET low_snapshot = %(low)s, high_snapshot = %(high)s,"
-            " after_txid = %(after_txid)s::text::xid8, after_id = %(after_id)s WHERE id = 1",
-            window,
-        )
-        return None if claimed is None else int(claimed[0])
+        row = cursor.fetchone()
+    return Window(*row)
+
+
+def _claim(cursor: Any, window: Window, batch_size: int) -> Claim | None:
+    cursor.execute(_CLAIM, {**asdict(window), "limit": batch_size})
+    row = cursor.fetchone()
+    return None if row is None else Claim(*row)
 
 
 _LOCK_BATCH = """
@@ -226,7 +270,8 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
 def _deliver(batch_id: int, sink: BatchSink) -> RelayResult:
     started = time.monotonic()
     failure: ClickHouseError | None = None
-    with transaction.atomic(), connection.cursor() as cursor:
+    own_transaction = not connection.in_atomic_block  # else the settle commits with the caller's work
+    with index_scans() as cursor:
         cursor.execute(_LOCK_BATCH, [batch_id])
         locked = cursor.fetchone()
         if locked is None:
@@ -245,7 +290,7 @@ def _deliver(batch_id: int, sink: BatchSink) -> RelayResult:
             _record_failure(cursor, batch_id, exc)
         else:
             _dead_letter(cursor, batch_id, poison)
-            _settle(cursor, batch_id)
+            _settle(cursor, batch_id, wait_for_disk=not own_transaction)
     if failure is None:
         result = RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
         seconds = time.monotonic() - started
@@ -303,14 +348,32 @@ def write_isolating_poison(sink: BatchSink, rows: Sequence[Row], token: str) -> 
     return poison
 
 
-def _settle(cursor: Any, batch_id: int) -> None:
-    cursor.execute(
-        # clock_timestamp(), not now(): the moment ClickHouse acknowledged, not the transaction's start.
-        "UPDATE eventlog_relay_batch SET state = 'delivered', delivered_at = clock_timestamp(),"
-        " attempts = attempts + 1"
-        " WHERE id = %s",
-        [batch_id],
+# Adds the events of the one-row CTE `counted` to the count of delivered events the outbox holds.
+# The count is kept beside the batches so that reading it costs one row, not a sum over every
+# delivered batch. Settling adds a batch's events and the purge subtracts them, each in the
+# statement that changes the batch row, so both take the count's row last.
+COUNT_PROCESSED = """
+    INSERT INTO eventlog_processed_count (id, events) SELECT 1, events FROM counted
+    ON CONFLICT (id) DO UPDATE SET events = eventlog_processed_count.events + excluded.events
+"""
+# clock_timestamp(), not now(): the moment ClickHouse acknowledged, not the transaction's start.
+_SETTLE = f"""
+    WITH counted AS (
+        UPDATE eventlog_relay_batch SET state = 'delivered', delivered_at = clock_timestamp(),
+            attempts = attempts + 1
+        WHERE id = %s RETURNING row_count AS events
     )
+    {COUNT_PROCESSED}
+"""  # noqa: S608 (built from constants; values are bound)
+
+
+def _settle(cursor: Any, batch_id: int, wait_for_disk: bool) -> None:
+    if not wait_for_disk:
+        # The settle's commit need not wait for its WAL to reach the disk. If PostgreSQL loses it in
+        # a crash, the batch is `claimed` again and resent with its token, which ClickHouse drops:
+        # the case of a relay killed after the insert (docs/design.md). A later commit flushes it.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+    cursor.execute(_SETTLE, [batch_id])
 
 
 def _record_failure(cursor: Any, batch_id: int, exc: ClickHouseError) -> None:
@@ -356,7 +419,7 @@ def replay_dead_letters(event_ids: Sequence[Any] | None = None) -> int:
     A replayed event is written again, in this transaction: that puts it after the relay cursor,
     with its error and rejection count kept for the record.
     """
-    with connection.cursor() as cursor:
+    with index_scans() as cursor:
         cursor.execute(_REPLAY, {"all": event_ids is None, "event_ids": list(event_ids or [])})
         replayed: int = cursor.rowcount
         return replayed

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
-
-from eventlog.relay import WINDOW
+from eventlog.planner import index_scans
+from eventlog.relay import COUNT_PROCESSED, WINDOW
 
 _NEXT_EXPIRED_BATCH = """
     SELECT id, low_snapshot, high_snapshot, after_txid::text, after_id, last_txid::text, last_id
@@ -22,6 +21,12 @@ _NEXT_EXPIRED_BATCH = """
 _DELETE_BATCH_EVENTS = f"""
     DELETE FROM eventlog_outbox_event
     WHERE {WINDOW} AND (txid, id) <= (%(last_txid)s::text::xid8, %(last_id)s) AND failed_at IS NULL
+"""  # noqa: S608 (built from constants; values are bound)
+
+
+_DELETE_BATCH = f"""
+    WITH counted AS (DELETE FROM eventlog_relay_batch WHERE id = %s RETURNING -row_count AS events)
+    {COUNT_PROCESSED}
 """  # noqa: S608 (built from constants; values are bound)
 
 
@@ -40,14 +45,15 @@ def purge_processed(delivered_before: datetime, max_batches: int) -> PurgeResult
     """
     batches = events = 0
     for _ in range(max_batches):
-        with transaction.atomic(), connection.cursor() as cursor:
+        with index_scans() as cursor:
             cursor.execute(_NEXT_EXPIRED_BATCH, [delivered_before])
             row = cursor.fetchone()
             if row is None:
                 break
+            batch_id, *bounds = row
             names = ("low", "high", "after_txid", "after_id", "last_txid", "last_id")
-            cursor.execute(_DELETE_BATCH_EVENTS, dict(zip(names, row[1:], strict=True)))
+            cursor.execute(_DELETE_BATCH_EVENTS, dict(zip(names, bounds, strict=True)))
             events += cursor.rowcount
-            cursor.execute("DELETE FROM eventlog_relay_batch WHERE id = %s", [row[0]])
+            cursor.execute(_DELETE_BATCH, [batch_id])
             batches += 1
     return PurgeResult(batches, events)

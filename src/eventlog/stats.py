@@ -1,32 +1,48 @@
-"""Outbox figures for the stats endpoint (and, later, metrics). Reads PostgreSQL only."""
+"""Outbox figures for the stats endpoint, the metrics scrape, readiness and the status page. Reads
+PostgreSQL only; every statement reads a bounded number of rows however large the outbox or its
+backlog (planner.index_scans, docs/design.md "Plans")."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
-from eventlog.relay import NOTHING_VISIBLE, WINDOW, window_condition, window_start
+from eventlog.planner import index_scans
+from eventlog.relay import NOTHING_VISIBLE, WINDOW, Window, window_condition
+
+# Backlogs up to this size are counted exactly; a larger one is estimated (`pending_is_estimate`).
+# Counting is an index range scan of the backlog, about 1 ms per thousand events: a backlog of a
+# million would take a second to count, on every scrape and status page reload.
+EXACT_PENDING_LIMIT = 10_000
 
 _CURSOR = """
     SELECT low_snapshot, high_snapshot, after_txid::text, after_id FROM eventlog_relay_cursor WHERE id = 1
 """
-# The backlog: the rest of the cursor's window, and everything not yet visible in its `high` snapshot.
-# Both are index range scans of the backlog, never of the processed events.
+# The unclaimed backlog: the rest of the cursor's window, and what is not yet visible in its `high`
+# snapshot; of each, at most `limit` events, the first in relay order (so the oldest are among them).
 _BACKLOG = f"""
-    SELECT count(*), min(created_at) FROM (
-        SELECT created_at FROM eventlog_outbox_event WHERE {WINDOW}
-        UNION ALL
-        SELECT created_at FROM eventlog_outbox_event
+    WITH rest_of_window AS (
+        SELECT id, created_at FROM eventlog_outbox_event WHERE {WINDOW}
+        ORDER BY txid, id LIMIT %(limit)s
+    ),
+    not_yet_visible AS (
+        SELECT id, created_at FROM eventlog_outbox_event
         WHERE txid >= pg_snapshot_xmin(%(high)s::pg_snapshot)
             AND NOT pg_visible_in_snapshot(txid, %(high)s::pg_snapshot)
-    ) backlog
+        ORDER BY txid, id LIMIT %(limit)s
+    ),
+    backlog AS (SELECT * FROM rest_of_window UNION ALL SELECT * FROM not_yet_visible)
+    SELECT (SELECT count(*) FROM rest_of_window), (SELECT count(*) FROM not_yet_visible),
+        (SELECT min(created_at) FROM backlog), (SELECT min(id) FROM backlog),
+        (SELECT max(id) FROM eventlog_outbox_event)
 """  # noqa: S608 (built from constants; values are bound)
 _BATCHES = """
     SELECT
         (SELECT coalesce(sum(row_count), 0) FROM eventlog_relay_batch WHERE state = 'claimed'),
-        (SELECT coalesce(sum(row_count), 0) FROM eventlog_relay_batch WHERE state = 'delivered'),
+        coalesce((SELECT events FROM eventlog_processed_count WHERE id = 1), 0),
         (SELECT count(*) FROM eventlog_outbox_event WHERE failed_at IS NOT NULL),
         (SELECT min(oldest_created_at) FROM eventlog_relay_batch WHERE state = 'claimed'),
         now()
@@ -35,17 +51,29 @@ _BATCHES = """
 
 def outbox_stats() -> dict[str, Any]:
     """Counts of pending (unclaimed or in an undelivered batch), processed and failed events, and
-    the age of the oldest pending event in seconds (None when nothing is pending)."""
-    with connection.cursor() as cursor:
+    the age in seconds of the oldest pending event (None when nothing is pending).
+
+    A backlog of more than EXACT_PENDING_LIMIT unclaimed events is estimated, and then
+    `pending_is_estimate` is True: the estimate is the span of outbox ids from the first unclaimed
+    event to the newest, so it also counts ids that rolled-back transactions and skipped duplicates
+    took, and it is never below the events actually counted. The age is then that of the oldest
+    of the next EXACT_PENDING_LIMIT events in relay order.
+    """
+    with index_scans() as cursor:
         cursor.execute(_CURSOR)
-        window = cursor.fetchone() or (NOTHING_VISIBLE, NOTHING_VISIBLE, *window_start(NOTHING_VISIBLE))
-        cursor.execute(_BACKLOG, dict(zip(("low", "high", "after_txid", "after_id"), window, strict=True)))
-        unclaimed, oldest_unclaimed = cursor.fetchone()
+        found = cursor.fetchone()
+        window = Window(*found) if found else Window.used_up(NOTHING_VISIBLE)
+        cursor.execute(_BACKLOG, {**asdict(window), "limit": EXACT_PENDING_LIMIT})
+        in_window, not_visible, oldest_unclaimed, first_id, newest_id = cursor.fetchone()
         cursor.execute(_BATCHES)
         claimed, processed, failed, oldest_claimed, now = cursor.fetchone()
+    counted = in_window + not_visible
+    estimated = max(in_window, not_visible) >= EXACT_PENDING_LIMIT
+    unclaimed = max(counted, newest_id - first_id + 1) if estimated else counted
     oldest = min((t for t in (oldest_unclaimed, oldest_claimed) if t is not None), default=None)
     return {
         "pending": int(unclaimed) + int(claimed),
+        "pending_is_estimate": estimated,
         "processed": int(processed),
         "failed": int(failed),
         "oldest_pending_age_seconds": None if oldest is None else max((now - oldest).total_seconds(), 0.0),
@@ -73,9 +101,7 @@ def delivery_latencies(created_since: datetime) -> list[float]:
 
 
 def processed_events() -> int:
-    """Events delivered so far (and not yet purged): a sum over batches, cheap enough to poll."""
+    """Events delivered so far and not yet purged: one row, cheap enough to poll."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(row_count), 0) FROM eventlog_relay_batch WHERE state = 'delivered'"
-        )
+        cursor.execute("SELECT coalesce((SELECT events FROM eventlog_processed_count WHERE id = 1), 0)")
         return int(cursor.fetchone()[0])

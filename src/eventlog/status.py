@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
-
+from eventlog.planner import index_scans
 from eventlog.stats import outbox_stats
 
 RECENT_BATCHES = 20
@@ -35,7 +34,7 @@ _DEAD_LETTERS = """
 def status_snapshot() -> dict[str, Any]:
     """Pending events, lag, deliveries in the last minute, the newest batches and dead letters."""
     stats = outbox_stats()
-    with connection.cursor() as cursor:
+    with index_scans() as cursor:
         cursor.execute(_DELIVERED_LAST_MINUTE)
         delivered_last_minute = int(cursor.fetchone()[0])
         cursor.execute(_BATCHES, [ERROR_PREVIEW_CHARS, RECENT_BATCHES])
@@ -51,6 +50,7 @@ def status_snapshot() -> dict[str, Any]:
         ]
     return {
         "pending": stats["pending"],
+        "pending_is_estimate": stats["pending_is_estimate"],
         "lag_seconds": stats["oldest_pending_age_seconds"] or 0.0,
         "dead_letters": stats["failed"],
         "delivered_last_minute": delivered_last_minute,

@@ -221,7 +221,13 @@ def test_stats_requires_a_key_and_counts_the_outbox(http: HttpClient, api_key: s
     assert http.get("/api/v1/stats").status_code == 401
     empty = http.get("/api/v1/stats", headers={"Authorization": f"Bearer {api_key}"}).json()
     assert empty == {
-        "outbox": {"pending": 0, "processed": 0, "failed": 0, "oldest_pending_age_seconds": None}
+        "outbox": {
+            "pending": 0,
+            "pending_is_estimate": False,
+            "processed": 0,
+            "failed": 0,
+            "oldest_pending_age_seconds": None,
+        }
     }
     post(http, api_key, [{"event_type": "a"}] * 3)
     outbox = http.get("/api/v1/stats", headers={"Authorization": f"Bearer {api_key}"}).json()["outbox"]

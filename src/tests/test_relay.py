@@ -2,19 +2,18 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from eventlog.clickhouse import EventLogWriter
 from eventlog.errors import ClickHouseUnavailable
 from eventlog.events import NewEvent, emit_events
-from eventlog.models import RelayBatch
-from eventlog.relay import WINDOW, claim_batch, relay_outbox, window_start
+from eventlog.models import RelayBatch, RelayCursor
+from eventlog.relay import WINDOW, claim_batch, relay_outbox
 from eventlog.stats import outbox_stats
 from tests.conftest import event_log, event_log_counts
 
@@ -113,41 +112,27 @@ def test_a_batch_inserted_but_not_settled_is_resent_and_lands_once(
     assert event_log_counts(clickhouse) == (400, 400)
 
 
-def test_claiming_reads_only_pending_rows_however_many_were_processed() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO eventlog_outbox_event (event_id, event_type, event_date_time, environment,"
-            " event_context, metadata_version) SELECT gen_random_uuid(), 'old', now(), 'test', '{}', 1"
-            " FROM generate_series(1, 200000)"
-        )
-        # 200,000 processed events: all visible in the cursor's window, which is used up.
-        cursor.execute(
-            "INSERT INTO eventlog_relay_cursor (id, low_snapshot, high_snapshot, after_txid, after_id)"
-            " SELECT 1, s, s, split_part(s, ':', 1)::xid8, 0"
-            " FROM (SELECT pg_current_snapshot()::text AS s) now"
-        )
-        cursor.execute("ANALYZE eventlog_outbox_event")
-        cursor.execute("SELECT low_snapshot FROM eventlog_relay_cursor")
-        low = cursor.fetchone()[0]
+def test_a_batch_that_takes_the_rest_of_its_window_leaves_it_used_up_for_the_next_claim() -> None:
     emit(10)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_snapshot()::text")
-        after_txid, after_id = window_start(low)
-        window = {"low": low, "high": cursor.fetchone()[0], "after_txid": after_txid, "after_id": after_id}
-        cursor.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT txid, id, created_at FROM eventlog_outbox_event"
-            f" WHERE {WINDOW} ORDER BY txid, id LIMIT 10000",
-            window,
-        )
-        plan = cursor.fetchone()[0][0]
-    nodes = list(plan_nodes(plan["Plan"]))
-    assert {node["Index Name"] for node in nodes if "Index Name" in node} == {"outbox_position_idx"}
-    assert plan["Plan"]["Actual Rows"] == 10
-    # A handful of pages, not the thousands that hold the 200,000 processed rows.
-    assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"] < 20
-    assert outbox_stats()["pending"] == 10
-    assert claim_batch(10_000) is not None
-    assert RelayBatch.objects.get().row_count == 10
+    first = claim_batch(100)
+    cursor = RelayCursor.objects.get()
+    assert cursor.low_snapshot == cursor.high_snapshot == RelayBatch.objects.get(id=first).high_snapshot
+    emit(5)
+    with CaptureQueriesContext(connection) as queries:
+        second = claim_batch(100)
+    # Straight to the next window: one search for events, not a first one in the used-up window.
+    assert sum("WITH next AS MATERIALIZED" in query["sql"] for query in queries) == 1
+    batch = RelayBatch.objects.get(id=second)
+    assert (batch.row_count, batch.low_snapshot) == (5, cursor.high_snapshot)
+
+
+def test_a_relay_run_inside_a_callers_transaction_leaves_its_commit_durable(writer: EventLogWriter) -> None:
+    emit(10)
+    with transaction.atomic():
+        assert relay_outbox(writer, batch_size=100, max_batches=1).events == 10
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            assert cursor.fetchone()[0] == "on"
 
 
 def test_an_event_committed_late_with_a_smaller_id_is_not_skipped(
@@ -206,12 +191,6 @@ def test_concurrent_relay_threads_never_insert_an_event_twice_or_skip_one(
     assert errors == []
     assert event_log_counts(clickhouse) == (produced, produced)
     assert outbox_stats()["processed"] == produced
-
-
-def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("Plans", []):
-        yield from plan_nodes(child)
 
 
 def test_text_with_spaces_quotes_commas_and_line_breaks_arrives_unchanged(

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventlog.models import OutboxEvent
+from eventlog.planner import index_scans
 from eventlog.relay import replay_dead_letters
 
 
@@ -24,9 +25,11 @@ class Command(BaseCommand):
                 raise CommandError(f"not an event id: {exc}") from exc
             self.stdout.write(f"replayed {replay_dead_letters(event_ids)} dead letter(s)")
             return
-        dead = OutboxEvent.objects.filter(failed_at__isnull=False).order_by("id")
-        self.stdout.write(f"{dead.count()} dead letter(s)")
-        for event in dead[:limit]:
+        with index_scans():  # the partial index on dead letters, not the whole outbox
+            dead = OutboxEvent.objects.filter(failed_at__isnull=False).order_by("id")
+            self.stdout.write(f"{dead.count()} dead letter(s)")
+            listed = list(dead[:limit])
+        for event in listed:
             self.stdout.write(
                 f"{event.event_id}  {event.event_type}  failed {event.failed_at:%Y-%m-%d %H:%M:%S}"
                 f"  rejections={event.rejections}\n    {event.last_error}"

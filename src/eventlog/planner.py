@@ -1,0 +1,59 @@
+"""Statements on the outbox that cost what they read, whatever PostgreSQL's statistics say.
+
+The outbox is a queue: rows arrive in bursts, are relayed within seconds and stay until retention
+deletes them. Its planner statistics are therefore almost always wrong: missing (a new table, or
+autovacuum off), or taken when the backlog was somewhere else (analyzed at 1,000 rows, now ten
+million). Each of the relay's statements has one right plan, an index range scan on
+`outbox_position_idx` (or a partial index) that stops after the rows it needs. With wrong statistics
+the planner picks others: a parallel sequential scan of every processed row, or a bitmap scan of the
+whole snapshot window sorted to take its first batch. docs/design.md ("Plans") has the measurements.
+
+So these statements run in a transaction whose planner may not use sequential scans, bitmap scans
+or explicit sorts, and no JIT: for every statement here an index path exists, so the plan is that
+path, and its cost follows the rows it reads. The settings are `SET LOCAL`: they end with the
+transaction (or are put back, inside a caller's transaction) and never reach other statements on
+the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+
+# jit: with the planner's costs misestimated (or raised by the switches above where a sort has no
+# alternative, as for the last row of a claimed batch) PostgreSQL would compile a statement that
+# runs for well under a millisecond, for tens of milliseconds.
+INDEX_SCAN_SETTINGS = {
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_sort": "off",
+    "jit": "off",
+}
+
+_NAMES = list(INDEX_SCAN_SETTINGS)
+_APPLY = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _NAMES)
+_CURRENT = "SELECT " + ", ".join(f"current_setting('{name}')" for name in _NAMES)
+
+
+@contextmanager
+def index_scans() -> Iterator[CursorWrapper]:
+    """A transaction (a savepoint inside the caller's) and a cursor on it in which every statement,
+    through the cursor or the ORM, is planned with the settings above.
+
+    Inside a caller's transaction the caller's own settings are put back on the way out, because a
+    `SET LOCAL` made in a released savepoint lasts until the outer transaction ends. On an error the
+    savepoint's rollback undoes them.
+    """
+    outer = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        previous: tuple[str, ...] = ()
+        if outer:
+            cursor.execute(_CURRENT)
+            previous = cursor.fetchone()
+        cursor.execute(_APPLY, list(INDEX_SCAN_SETTINGS.values()))
+        yield cursor
+        if outer:
+            cursor.execute(_APPLY, list(previous))
