@@ -113,7 +113,7 @@ def now() -> str:
 
 # (workload, key, label, format): the rows of the printed table, in order.
 ROWS = (
-    ("relay_drain", "events_per_s", "our relay, events/s", "{:,.0f}"),
+    ("relay_drain", "events_per_s", "idealized backlog: our relay, events/s", "{:,.0f}"),
     ("relay_drain", "seed_literal_events_per_s", "seed-literal relay, events/s", "{:,.0f}"),
     ("relay_drain", "floor_events_per_s", "floor (COPY out, one insert), events/s", "{:,.0f}"),
     ("relay_drain", "floor_csv_events_per_s", "CSV floor (COPY out as CSV, one insert), events/s", "{:,.0f}"),
@@ -121,6 +121,23 @@ ROWS = (
     ("relay_drain", "vs_floor_csv", "our relay / CSV floor", "{:.2f}x"),
     ("relay_drain", "vs_seed_literal", "our relay / seed-literal", "{:.2f}x"),
     ("relay_drain", "loop_only_events_per_s", "our relay's loop alone, in-process, events/s", "{:,.0f}"),
+    ("relay_backlog", "events_per_s", "production's backlog: our relay, events/s", "{:,.0f}"),
+    ("relay_backlog", "first_claim_ms", "first batch's claim, ms", "{:,.1f}"),
+    ("relay_backlog", "last_full_claim_ms", "last full batch's claim, ms", "{:,.1f}"),
+    ("relay_backlog", "last_over_first_claim", "last claim / first claim", "{:.2f}x"),
+    ("relay_backlog", "last_over_first_claims_p50", "last / first eighth of claims, p50s", "{:.2f}x"),
+    ("relay_backlog", "delivery_p50_ms", "p50 batch delivery, ms", "{:,.1f}"),
+    ("relay_backlog", "trickle.postgresql_p50_ms", "trickle run (100 events), PostgreSQL p50 ms", "{:.2f}"),
+    ("relay_backlog", "trickle.postgresql_max_ms", "trickle run in PostgreSQL, max ms", "{:.2f}"),
+    ("relay_backlog", "trickle.run_p50_ms", "trickle run: whole run p50, ms", "{:.2f}"),
+    (
+        "relay_backlog",
+        "stats_at_backlog_ms.max_ms",
+        "GET stats at the largest backlog: max, ms",
+        "{:.1f}",
+    ),
+    ("relay_backlog", "stats_at_end_ms.max_ms", "GET stats at the end: max, ms", "{:.1f}"),
+    ("relay_backlog", "ingest.events_per_s", "the backlog written over HTTP, events/s", "{:,.0f}"),
     ("http_ingest_batch", "events_per_s", "events/s", "{:,.0f}"),
     ("http_ingest_batch", "p50_ms", "p50 request, ms", "{:.1f}"),
     ("http_ingest_batch", "p99_ms", "p99 request, ms", "{:.1f}"),
@@ -152,6 +169,6 @@ def table(workloads: dict[str, Any]) -> str:
 def _cells(workloads: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     for workload, key, label, fmt in ROWS:
         value = workloads.get(workload)
-        if key and isinstance(value, dict):
-            value = value.get(key)
+        for part in key.split(".") if key else ():  # "trickle.run_p50_ms": a figure inside a figure
+            value = value.get(part) if isinstance(value, dict) else None
         yield workload, label, "n/a" if value is None else fmt.format(value)

@@ -8,7 +8,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Sizes:
-    backlog: int  # relay_drain: pending events drained by each of the three relays
+    backlog: int  # relay_drain: pending events drained by each relay; relay_backlog: written over HTTP
+    history: int  # relay_backlog: processed events the outbox holds before the backlog arrives
+    trickle_runs: int  # relay_backlog: relay runs of `trickle_events` events each on the full outbox
+    trickle_events: int
+    stats_requests: int  # relay_backlog: GET /api/v1/stats timed this many times, twice
     http_seconds: float  # measured load per HTTP workload
     http_warmup_seconds: float  # load before the measured window, not counted
     batch_clients: int  # client processes of http_ingest_batch
@@ -26,6 +30,10 @@ class Sizes:
 
 FULL = Sizes(
     backlog=1_000_000,
+    history=9_000_000,  # with the backlog, the ten million rows a trickle run meets
+    trickle_runs=21,  # the first opens this process's ClickHouse writer and is not counted
+    trickle_events=100,
+    stats_requests=20,
     http_seconds=15.0,
     http_warmup_seconds=2.0,
     batch_clients=8,
@@ -41,6 +49,10 @@ FULL = Sizes(
 # The same code paths on sizes that finish in well under two minutes: figures mean nothing here.
 SMOKE = Sizes(
     backlog=2_000,
+    history=20_000,
+    trickle_runs=3,
+    trickle_events=100,
+    stats_requests=3,
     http_seconds=2.0,
     http_warmup_seconds=0.5,
     batch_clients=2,

@@ -47,10 +47,7 @@ class ClientResult:
 def run_client(load: Load, window: Window, results: Queue[Any]) -> None:
     """POST `load.body` over one keep-alive connection, back to back, until the window ends.
     Requests sent before it starts are the warm-up and are not recorded."""
-    request = (
-        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{load.port}\r\nAuthorization: Bearer {load.key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(load.body)}\r\n\r\n"
-    ).encode() + load.body
+    request = http_request(load)
     connection = Connection(load.port)
     window.ready.put(True)
     window.go.wait()
@@ -64,6 +61,23 @@ def run_client(load: Load, window: Window, results: Queue[Any]) -> None:
             statuses[status] += 1
     connection.close()
     results.put(ClientResult(latencies, dict(statuses)))
+
+
+def run_requests(load: Load, requests: int, results: Queue[Any]) -> None:
+    """POST `load.body` exactly `requests` times over one keep-alive connection, back to back;
+    put the statuses counted (0 = connection error)."""
+    request = http_request(load)
+    connection = Connection(load.port)
+    statuses: Counter[int] = Counter(connection.exchange(request) for _ in range(requests))
+    connection.close()
+    results.put(dict(statuses))
+
+
+def http_request(load: Load) -> bytes:
+    return (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{load.port}\r\nAuthorization: Bearer {load.key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(load.body)}\r\n\r\n"
+    ).encode() + load.body
 
 
 class Connection:
