@@ -17,13 +17,13 @@ the connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
-# jit: with the planner's costs misestimated (or raised by the switches above where a sort has no
+# jit: with the planner's costs misestimated (or raised by these switches where a sort has no
 # alternative, as for the last row of a claimed batch) PostgreSQL would compile a statement that
 # runs for well under a millisecond, for tens of milliseconds.
 INDEX_SCAN_SETTINGS = {
@@ -33,27 +33,26 @@ INDEX_SCAN_SETTINGS = {
     "jit": "off",
 }
 
-_NAMES = list(INDEX_SCAN_SETTINGS)
-_APPLY = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _NAMES)
-_CURRENT = "SELECT " + ", ".join(f"current_setting('{name}')" for name in _NAMES)
-
 
 @contextmanager
-def index_scans() -> Iterator[CursorWrapper]:
+def index_scans(also: Mapping[str, str] | None = None) -> Iterator[CursorWrapper]:
     """A transaction (a savepoint inside the caller's) and a cursor on it in which every statement,
-    through the cursor or the ORM, is planned with the settings above.
+    through the cursor or the ORM, is planned with the settings above, and runs with the settings
+    `also` names.
 
     Inside a caller's transaction the caller's own settings are put back on the way out, because a
     `SET LOCAL` made in a released savepoint lasts until the outer transaction ends. On an error the
     savepoint's rollback undoes them.
     """
+    settings = {**INDEX_SCAN_SETTINGS, **(also or {})}
+    apply = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in settings)
     outer = connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         previous: tuple[str, ...] = ()
         if outer:
-            cursor.execute(_CURRENT)
+            cursor.execute("SELECT " + ", ".join("current_setting(%s)" for _ in settings), list(settings))
             previous = cursor.fetchone()
-        cursor.execute(_APPLY, list(INDEX_SCAN_SETTINGS.values()))
+        cursor.execute(apply, [value for pair in settings.items() for value in pair])
         yield cursor
         if outer:
-            cursor.execute(_APPLY, list(previous))
+            cursor.execute(apply, [value for pair in zip(settings, previous, strict=True) for value in pair])

@@ -22,7 +22,8 @@ _CURSOR = """
     SELECT low_snapshot, high_snapshot, after_txid::text, after_id FROM eventlog_relay_cursor WHERE id = 1
 """
 # The unclaimed backlog: the rest of the cursor's window, and what is not yet visible in its `high`
-# snapshot; of each, at most `limit` events, the first in relay order (so the oldest are among them).
+# snapshot; of each, at most `limit` events, the first in relay order (so the oldest are among them):
+# one more than EXACT_PENDING_LIMIT, so that reaching it tells a count from the start of an estimate.
 _BACKLOG = f"""
     WITH rest_of_window AS (
         SELECT id, created_at FROM eventlog_outbox_event WHERE {WINDOW}
@@ -63,12 +64,12 @@ def outbox_stats() -> dict[str, Any]:
         cursor.execute(_CURSOR)
         found = cursor.fetchone()
         window = Window(*found) if found else Window.used_up(NOTHING_VISIBLE)
-        cursor.execute(_BACKLOG, {**asdict(window), "limit": EXACT_PENDING_LIMIT})
+        cursor.execute(_BACKLOG, {**asdict(window), "limit": EXACT_PENDING_LIMIT + 1})
         in_window, not_visible, oldest_unclaimed, first_id, newest_id = cursor.fetchone()
         cursor.execute(_BATCHES)
         claimed, processed, failed, oldest_claimed, now = cursor.fetchone()
     counted = in_window + not_visible
-    estimated = max(in_window, not_visible) >= EXACT_PENDING_LIMIT
+    estimated = max(in_window, not_visible) > EXACT_PENDING_LIMIT
     unclaimed = max(counted, newest_id - first_id + 1) if estimated else counted
     oldest = min((t for t in (oldest_unclaimed, oldest_claimed) if t is not None), default=None)
     return {

@@ -32,10 +32,17 @@ def test_inside_a_callers_transaction_the_callers_settings_are_put_back() -> Non
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_sort = on")
             cursor.execute("SET LOCAL jit = on")
-        with index_scans():
+            cursor.execute("SHOW DateStyle")
+            date_style = cursor.fetchone()[0]
+        with index_scans({"DateStyle": "SQL, DMY"}) as cursor:
             assert settings_now() == INDEX_SCAN_SETTINGS
+            cursor.execute("SHOW DateStyle")
+            assert cursor.fetchone()[0] == "SQL, DMY"
         assert settings_now()["enable_sort"] == "on"
         assert settings_now()["jit"] == "on"
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW DateStyle")
+            assert cursor.fetchone()[0] == date_style
 
 
 def test_an_error_inside_rolls_the_settings_back_with_the_savepoint() -> None:

@@ -90,6 +90,30 @@ def test_a_failed_insert_leaves_events_pending_and_the_next_run_delivers_them(
     assert outbox_stats()["processed"] == 350
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(1900, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, 0, 0, 0, 500_000, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, 1, tzinfo=UTC),
+        datetime(2299, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    ],
+)
+def test_event_times_arrive_to_the_microsecond_whatever_the_sessions_date_style(
+    writer: EventLogWriter, clickhouse: Client, when: datetime
+) -> None:
+    emit_events([NewEvent("signup", event_date_time=when)])
+    with connection.cursor() as cursor:
+        cursor.execute("SET DateStyle = 'SQL, MDY'")  # a server configured otherwise changes nothing
+    try:
+        assert relay_outbox(writer, batch_size=10, max_batches=1).events == 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET DateStyle")
+    [row] = event_log(clickhouse)
+    assert row["event_date_time"].replace(tzinfo=UTC) == when
+
+
 def test_a_batch_inserted_but_not_settled_is_resent_and_lands_once(
     writer: EventLogWriter, clickhouse: Client
 ) -> None:

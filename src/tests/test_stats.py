@@ -25,9 +25,9 @@ def emit(count: int) -> None:
 
 
 def test_a_backlog_up_to_the_limit_is_counted_exactly() -> None:
-    emit(EXACT_PENDING_LIMIT - 1)
+    emit(EXACT_PENDING_LIMIT)
     stats = outbox_stats()
-    assert (stats["pending"], stats["pending_is_estimate"]) == (EXACT_PENDING_LIMIT - 1, False)
+    assert (stats["pending"], stats["pending_is_estimate"]) == (EXACT_PENDING_LIMIT, False)
 
 
 def test_a_larger_backlog_is_estimated_from_its_ids_counting_rolled_back_ones_too() -> None:
