@@ -118,8 +118,8 @@ def _type_label(event_type: str) -> str:
 
 
 class OutboxCollector(Collector):
-    """The outbox's state from PostgreSQL, at each scrape (served by the web app). Counting the
-    backlog is a range scan the size of the backlog: scrape every few seconds, not faster."""
+    """The outbox's state from PostgreSQL, at each scrape (served by the web app); a few
+    milliseconds at any backlog, since a backlog beyond stats.EXACT_PENDING_LIMIT is estimated."""
 
     def collect(self) -> Iterator[Metric]:
         from eventlog.stats import outbox_stats  # needs Django set up; this module must not
@@ -127,7 +127,8 @@ class OutboxCollector(Collector):
         stats = outbox_stats()
         yield GaugeMetricFamily(
             "eventlog_outbox_pending_events",
-            "Events committed to the outbox and not yet in ClickHouse (claimed or not).",
+            "Events committed to the outbox and not yet in ClickHouse (claimed or not); beyond 10,000 "
+            "unclaimed, an estimate from their ids.",
             value=stats["pending"],
         )
         yield GaugeMetricFamily(

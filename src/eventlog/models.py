@@ -79,6 +79,12 @@ class RelayBatch(models.Model):
         db_table = "eventlog_relay_batch"
         indexes = [
             models.Index(fields=["id"], condition=Q(state="claimed"), name="relay_batch_claimed_idx"),
+            # The purge's next expired batch, found without reading the batches not yet expired.
+            models.Index(
+                fields=["delivered_at", "id"],
+                condition=Q(state="delivered"),
+                name="relay_batch_delivered_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -100,8 +106,9 @@ class RelayCursor(models.Model):
 
 class ProcessedCount(models.Model):
     """One row: how many delivered events the outbox still holds. Settling a batch adds its events
-    and the purge subtracts those it deletes, in their own transactions, so reading the figure costs
-    one row however many batches were delivered (`relay.COUNT_PROCESSED`)."""
+    and the purge subtracts them, in the statement that changes the batch row, so reading the figure
+    costs one row however many batches were delivered (`relay.COUNT_PROCESSED`). Started by
+    migration 0003 from the batches delivered then: run it with the relay stopped."""
 
     events = models.BigIntegerField(default=0)
 

@@ -149,6 +149,8 @@ class Window:
 
 @dataclass(frozen=True)
 class Claim:
+    """A batch just recorded: its id, its events, and the position of its last event."""
+
     batch_id: int
     events: int
     last_txid: str
@@ -293,7 +295,7 @@ def _deliver(batch_id: int, sink: BatchSink) -> RelayResult:
             _record_failure(cursor, batch_id, exc)
         else:
             _dead_letter(cursor, batch_id, poison)
-            _settle(cursor, batch_id, wait_for_disk=not own_transaction)
+            _settle(cursor, batch_id, asynchronous_commit=own_transaction)
     if failure is None:
         result = RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
         seconds = time.monotonic() - started
@@ -370,11 +372,13 @@ _SETTLE = f"""
 """  # noqa: S608 (built from constants; values are bound)
 
 
-def _settle(cursor: Any, batch_id: int, wait_for_disk: bool) -> None:
-    if not wait_for_disk:
+def _settle(cursor: Any, batch_id: int, asynchronous_commit: bool) -> None:
+    if asynchronous_commit:
         # The settle's commit need not wait for its WAL to reach the disk. If PostgreSQL loses it in
         # a crash, the batch is `claimed` again and resent with its token, which ClickHouse drops:
-        # the case of a relay killed after the insert (docs/design.md). A later commit flushes it.
+        # the case of a relay killed after the insert (docs/design.md). The next synchronous commit
+        # (the next claim, the purge), or the WAL writer within a second, makes it durable. Only
+        # the settle: a batch's `split` must be on disk before its halves are sent.
         cursor.execute("SET LOCAL synchronous_commit = off")
     cursor.execute(_SETTLE, [batch_id])
 

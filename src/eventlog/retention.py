@@ -12,7 +12,7 @@ _NEXT_EXPIRED_BATCH = """
     SELECT id, low_snapshot, high_snapshot, after_txid::text, after_id, last_txid::text, last_id
     FROM eventlog_relay_batch
     WHERE state = 'delivered' AND delivered_at < %s
-    ORDER BY id
+    ORDER BY delivered_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 """

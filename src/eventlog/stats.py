@@ -37,7 +37,7 @@ _BACKLOG = f"""
     ),
     backlog AS (SELECT * FROM rest_of_window UNION ALL SELECT * FROM not_yet_visible)
     SELECT (SELECT count(*) FROM rest_of_window), (SELECT count(*) FROM not_yet_visible),
-        (SELECT min(created_at) FROM backlog), (SELECT min(id) FROM backlog),
+        (SELECT min(created_at) FROM backlog), (SELECT max(id) FROM backlog),
         (SELECT max(id) FROM eventlog_outbox_event)
 """  # noqa: S608 (built from constants; values are bound)
 _BATCHES = """
@@ -55,22 +55,21 @@ def outbox_stats() -> dict[str, Any]:
     the age in seconds of the oldest pending event (None when nothing is pending).
 
     A backlog of more than EXACT_PENDING_LIMIT unclaimed events is estimated, and then
-    `pending_is_estimate` is True: the estimate is the span of outbox ids from the first unclaimed
-    event to the newest, so it also counts ids that rolled-back transactions and skipped duplicates
-    took, and it is never below the events actually counted. The age is then that of the oldest
-    of the next EXACT_PENDING_LIMIT events in relay order.
+    `pending_is_estimate` is True: the events counted, plus every outbox id taken after the largest
+    id among them. It is never below the events counted, and it also counts the ids that rolled-back
+    transactions and skipped duplicates took. The age is then that of the oldest of the next
+    EXACT_PENDING_LIMIT events in relay order.
     """
     with index_scans() as cursor:
         cursor.execute(_CURSOR)
         found = cursor.fetchone()
         window = Window(*found) if found else Window.used_up(NOTHING_VISIBLE)
         cursor.execute(_BACKLOG, {**asdict(window), "limit": EXACT_PENDING_LIMIT + 1})
-        in_window, not_visible, oldest_unclaimed, first_id, newest_id = cursor.fetchone()
+        in_window, not_visible, oldest_unclaimed, last_read_id, newest_id = cursor.fetchone()
         cursor.execute(_BATCHES)
         claimed, processed, failed, oldest_claimed, now = cursor.fetchone()
-    counted = in_window + not_visible
     estimated = max(in_window, not_visible) > EXACT_PENDING_LIMIT
-    unclaimed = max(counted, newest_id - first_id + 1) if estimated else counted
+    unclaimed = _unclaimed(in_window + not_visible, estimated, last_read_id, newest_id)
     oldest = min((t for t in (oldest_unclaimed, oldest_claimed) if t is not None), default=None)
     return {
         "pending": int(unclaimed) + int(claimed),
@@ -79,6 +78,14 @@ def outbox_stats() -> dict[str, Any]:
         "failed": int(failed),
         "oldest_pending_age_seconds": None if oldest is None else max((now - oldest).total_seconds(), 0.0),
     }
+
+
+def _unclaimed(counted: int, estimated: bool, last_read_id: int | None, newest_id: int | None) -> int:
+    """The events counted, and when the count stopped short, the ids past the largest one read:
+    what the backlog holds beyond the rows read, if every id taken since is an unclaimed event."""
+    if not estimated or last_read_id is None or newest_id is None:
+        return counted
+    return counted + max(newest_id - last_read_id, 0)
 
 
 _LATENCIES = f"""

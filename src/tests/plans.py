@@ -46,13 +46,14 @@ class Plan:
             yield node
             pending.extend(node.get("Plans", []))
 
-    def outbox_scans(self) -> list[dict[str, Any]]:
-        """The scans of the outbox table, outermost only (a node's buffers include its children's)."""
+    def outbox_scans(self, table: str = OUTBOX) -> list[dict[str, Any]]:
+        """The scans of the outbox table (or `table`), outermost only (a node's buffers include its
+        children's)."""
         found: list[dict[str, Any]] = []
         pending = [self.root]
         while pending:
             node = pending.pop()
-            if node["Node Type"] in SCANS and node.get("Relation Name") == OUTBOX:
+            if node["Node Type"] in SCANS and node.get("Relation Name") == table:
                 found.append(node)
             else:
                 pending.extend(node.get("Plans", []))
@@ -63,12 +64,12 @@ class Plan:
         work of a DELETE or UPDATE on the rows they found."""
         return sum(node["Shared Hit Blocks"] + node["Shared Read Blocks"] for node in self.outbox_scans())
 
-    def outbox_rows(self) -> int:
-        """Rows the statement's scans of the outbox visited: those they returned, and those their
-        filters (or a bitmap's recheck) threw away, over all their loops."""
+    def outbox_rows(self, table: str = OUTBOX) -> int:
+        """Rows the statement's scans of the outbox (or `table`) visited: those they returned, and
+        those their filters (or a bitmap's recheck) threw away, over all their loops."""
         return sum(
             node["Actual Loops"] * sum(node.get(key, 0) for key in ("Actual Rows", *_SKIPPED_ROWS))
-            for node in self.outbox_scans()
+            for node in self.outbox_scans(table)
         )
 
     def summary(self) -> str:

@@ -163,7 +163,7 @@ def big_outbox(
             return
         schema = request.getfixturevalue("unanalyzed_schema")
         if request.param == "fresh":  # after every "none" test: pytest runs the params in order
-            analyze(schema)
+            analyze(schema)  # (reordered, the "none" tests would fail on their statistics check)
         yield BigOutbox(schema, request.param)
 
 
@@ -189,12 +189,16 @@ def emit_trickle(count: int = TRICKLE, event_type: str = "order_paid") -> None:
 def emit_backlog(schema: str, total: int) -> None:
     """A backlog written by concurrent producers, 100 events per transaction."""
 
+    failures: list[BaseException] = []
+
     def produce(transactions: int) -> None:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(f"SET search_path TO {schema}, public")
             for _ in range(transactions):
                 emit_events([NewEvent("page_viewed", {"path": "/shop"}) for _ in range(100)])
+        except BaseException as exc:  # raised again below, in the test's thread
+            failures.append(exc)
         finally:
             connection.close()
 
@@ -203,6 +207,8 @@ def emit_backlog(schema: str, total: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
 
 
 # --- Reading the figures, as the endpoints do
@@ -269,13 +275,15 @@ def test_a_trickle_is_counted_and_relayed_reading_only_its_events(
     result, plans = captured(lambda: relay_outbox(writer, FULL_BATCH, max_batches=100))
     assert result.events == TRICKLE
     assert_reads_bounded(plans, TRICKLE)
-    assert sum(plan.milliseconds for plan in plans) < 20, [plan.summary() for plan in plans]
+    # Generous bounds for a loaded machine (about 4 ms and 15 ms here): a plan reading the outbox
+    # takes hundreds of milliseconds at this size, and the row and block bounds above are the check.
+    assert sum(plan.milliseconds for plan in plans) < 50, [plan.summary() for plan in plans]
 
     # The whole run, uncaptured: the claim, the COPY, the insert into ClickHouse and the settle.
     emit_trickle()
     started = time.perf_counter()
     assert relay_outbox(writer, FULL_BATCH, max_batches=100).events == TRICKLE
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 0.25
 
 
 def test_a_full_batch_is_claimed_from_a_long_backlog_reading_only_that_batch(
@@ -333,3 +341,21 @@ def test_purging_a_batch_reads_only_its_events(outbox: BigOutbox, writer: EventL
         assert (result.batches, result.events) == (1, rows)
         assert_reads_bounded(plans, rows)
     assert outbox_stats()["processed"] == processed - TRICKLE - FULL_BATCH
+
+
+def test_the_purge_finds_nothing_expired_without_reading_the_batches_it_keeps(outbox: BigOutbox) -> None:
+    """A week of trickle is a million batch rows, none of them old enough yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO eventlog_relay_batch (token, state, low_snapshot, high_snapshot, after_txid,"
+            " after_id, last_txid, last_id, row_count, oldest_created_at, delivered_at)"
+            " SELECT gen_random_uuid(), 'delivered', '1:1:', '1:1:', '1', 0, '1', 0, 0, now(), now()"
+            " FROM generate_series(1, 200000)"
+        )
+    try:
+        result, plans = captured(lambda: purge_processed(datetime.now(UTC) - timedelta(days=7), 1))
+    finally:
+        RelayBatch.objects.filter(row_count=0, low_snapshot="1:1:").delete()
+    assert result.batches == 0
+    over = [plan.summary() for plan in plans if plan.outbox_rows("eventlog_relay_batch") > ROW_SLACK]
+    assert not over, over

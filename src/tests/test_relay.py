@@ -150,6 +150,15 @@ def test_a_batch_that_takes_the_rest_of_its_window_leaves_it_used_up_for_the_nex
     assert (batch.row_count, batch.low_snapshot) == (5, cursor.high_snapshot)
 
 
+def test_a_relay_run_settles_without_waiting_for_the_disk_only_in_its_own_transaction(
+    writer: EventLogWriter,
+) -> None:
+    emit(10)
+    with CaptureQueriesContext(connection) as queries:
+        relay_outbox(writer, batch_size=100, max_batches=1)
+    assert "SET LOCAL synchronous_commit = off" in [query["sql"] for query in queries]
+
+
 def test_a_relay_run_inside_a_callers_transaction_leaves_its_commit_durable(writer: EventLogWriter) -> None:
     emit(10)
     with transaction.atomic():

@@ -2,7 +2,8 @@
 
 from django.db import migrations, models
 
-# The batches delivered before this migration: the count starts from them.
+# The batches delivered before this migration: the count starts from them (so run it with the relay
+# stopped: a relay of the previous version settling meanwhile would not add its batch).
 COUNT_DELIVERED = """
 INSERT INTO eventlog_processed_count (id, events)
 SELECT 1, coalesce(sum(row_count), 0) FROM eventlog_relay_batch WHERE state = 'delivered'
@@ -30,6 +31,10 @@ class Migration(migrations.Migration):
             model_name='relaybatch',
             name='claimed_at',
             field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddIndex(
+            model_name='relaybatch',
+            index=models.Index(condition=models.Q(('state', 'delivered')), fields=['delivered_at', 'id'], name='relay_batch_delivered_idx'),
         ),
         migrations.RunSQL(COUNT_DELIVERED, migrations.RunSQL.noop),
     ]
