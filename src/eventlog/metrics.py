@@ -122,13 +122,14 @@ class OutboxCollector(Collector):
     milliseconds at any backlog, since a backlog beyond stats.EXACT_PENDING_LIMIT is estimated."""
 
     def collect(self) -> Iterator[Metric]:
-        from eventlog.stats import outbox_stats  # needs Django set up; this module must not
+        # Imported here: stats needs Django set up, and this module must not.
+        from eventlog.stats import EXACT_PENDING_LIMIT, outbox_stats
 
         stats = outbox_stats()
         yield GaugeMetricFamily(
             "eventlog_outbox_pending_events",
-            "Events committed to the outbox and not yet in ClickHouse (claimed or not); beyond 10,000 "
-            "unclaimed, an estimate from their ids.",
+            "Events committed to the outbox and not yet in ClickHouse (claimed or not); beyond "
+            f"{EXACT_PENDING_LIMIT:,} unclaimed, an estimate from their ids.",
             value=stats["pending"],
         )
         yield GaugeMetricFamily(

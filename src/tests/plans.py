@@ -46,7 +46,7 @@ class Plan:
             yield node
             pending.extend(node.get("Plans", []))
 
-    def outbox_scans(self, table: str = OUTBOX) -> list[dict[str, Any]]:
+    def scans(self, table: str = OUTBOX) -> list[dict[str, Any]]:
         """The scans of the outbox table (or `table`), outermost only (a node's buffers include its
         children's)."""
         found: list[dict[str, Any]] = []
@@ -59,17 +59,17 @@ class Plan:
                 pending.extend(node.get("Plans", []))
         return found
 
-    def outbox_blocks(self) -> int:
-        """Buffers the statement's scans of the outbox touched (hit or read), excluding the per-row
-        work of a DELETE or UPDATE on the rows they found."""
-        return sum(node["Shared Hit Blocks"] + node["Shared Read Blocks"] for node in self.outbox_scans())
+    def blocks_touched(self, table: str = OUTBOX) -> int:
+        """Buffers the statement's scans of the outbox (or `table`) touched (hit or read), excluding
+        the per-row work of a DELETE or UPDATE on the rows they found."""
+        return sum(node["Shared Hit Blocks"] + node["Shared Read Blocks"] for node in self.scans(table))
 
-    def outbox_rows(self, table: str = OUTBOX) -> int:
+    def rows_visited(self, table: str = OUTBOX) -> int:
         """Rows the statement's scans of the outbox (or `table`) visited: those they returned, and
         those their filters (or a bitmap's recheck) threw away, over all their loops."""
         return sum(
             node["Actual Loops"] * sum(node.get(key, 0) for key in ("Actual Rows", *_SKIPPED_ROWS))
-            for node in self.outbox_scans(table)
+            for node in self.scans(table)
         )
 
     def summary(self) -> str:
@@ -77,10 +77,10 @@ class Plan:
             f"{node['Node Type']} {node.get('Index Name', '')}: {node['Actual Rows']} rows"
             f" ({node.get('Rows Removed by Filter', 0)} filtered), "
             f"{node['Shared Hit Blocks'] + node['Shared Read Blocks']} blocks"
-            for node in self.outbox_scans()
+            for node in self.scans()
         ]
         query = re.sub(r"\s+", " ", self.query).strip()[:160]
-        figures = f"{self.outbox_rows()} rows, {self.outbox_blocks()} blocks, {self.milliseconds:.2f} ms"
+        figures = f"{self.rows_visited()} rows, {self.blocks_touched()} blocks, {self.milliseconds:.2f} ms"
         return f"{figures}, {scans}: {query}"
 
 
