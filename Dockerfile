@@ -22,8 +22,10 @@ RUN groupadd --system --gid 10001 eventlog \
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=eventlog:eventlog . .
-# Static files are collected at build time, with a throwaway key: settings refuse to start without one.
-RUN DJANGO_SECRET_KEY=collectstatic-only python src/manage.py collectstatic --no-input --verbosity 0 \
+# Static files are collected at build time, with a throwaway key and ClickHouse URL (nothing is
+# connected to): settings refuse to start without them.
+RUN DJANGO_SECRET_KEY=collectstatic-only CLICKHOUSE_URL=http://collectstatic-only@localhost/default \
+    python src/manage.py collectstatic --no-input --verbosity 0 \
     && mkdir -p var \
     && chown -R eventlog:eventlog var
 USER 10001:10001

@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine with PostgreSQL and Redis running:
-#   make run    the whole system (web :8000, Celery worker + beat, Flower :5555) on embedded ClickHouse
+#   make run    the whole system (embedded ClickHouse :8123, web :8000, Celery worker + beat, Flower :5555)
 #   make test   lint, type checks and the whole test suite against real services
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python src/manage.py
 
-.PHONY: run test install lint typecheck pytest db web worker beat flower bench bench-smoke lock clean
+.PHONY: run test install lint typecheck pytest db clickhouse web worker beat flower bench bench-smoke lock clean
 
 # The lock installed: dev.txt here and in CI (tools, the embedded engine, the runtime); the Dockerfile
 # runs this same target with requirements/base.txt (a ClickHouse server: no embedded engine).
@@ -19,23 +19,26 @@ $(BIN)/.installed: $(wildcard requirements/*.txt)
 
 install: $(BIN)/.installed
 
-# A first `make run` gets its own src/core/.env, with a newly generated secret key.
+# A first `make run` gets its own src/core/.env, with a newly generated secret key and password of
+# the embedded ClickHouse server.
+NEW_SECRET = $$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe($(1)))')
 src/core/.env:
-	sed "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
+	sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$(call NEW_SECRET,50)|" \
+		-e "s|^CLICKHOUSE_URL=.*|CLICKHOUSE_URL=http://eventlog:$(call NEW_SECRET,24)@127.0.0.1:8123/default|" \
 		src/core/.env.example > $@
 	@echo "created src/core/.env from src/core/.env.example (edit it to change settings)"
 
 db: install src/core/.env
 	$(MANAGE) create_database
 	$(MANAGE) migrate --no-input
-	$(MANAGE) migrate_clickhouse
 	$(MANAGE) collectstatic --no-input --verbosity 0
 
 run: db
 	$(BIN)/python scripts/run.py
 
 # One process each, in the foreground, configured exactly as in `make run` (src/core/processes.py).
-web worker beat flower: install src/core/.env
+# `make clickhouse` alone gives scripts, notebooks and `manage.py` commands the embedded ClickHouse.
+clickhouse web worker beat flower: install src/core/.env
 	$(BIN)/python scripts/run.py $@
 
 lint: install

@@ -1,7 +1,7 @@
 """The benchmark's own environment, and the system's processes started exactly as `make run` does.
 
 The benchmark never touches the development or test state: it has its own PostgreSQL database, Redis
-database and embedded ClickHouse directories under var/bench, all reset at the start of a run.
+database and embedded ClickHouse server (data in var/bench, on a free port), all new for each run.
 This module imports nothing that needs Django set up (only src/ on sys.path), so `configure()` can
 run before `django.setup()`.
 """
@@ -17,10 +17,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from django.conf import settings
@@ -36,7 +38,8 @@ SRC = ROOT / "src"
 VAR = ROOT / "var" / "bench"
 LOGS = VAR / "logs"
 REDIS_URL = "redis://127.0.0.1:6379/13"  # tests use 14 and 15, development 0
-INPROCESS_CLICKHOUSE = VAR / "clickhouse-inprocess"  # the one chDB path this process may open
+CLICKHOUSE_DATA = VAR / "clickhouse"  # the embedded server's, every process's ClickHouse
+INPROCESS_CLICKHOUSE = VAR / "clickhouse-inprocess"  # the engine in this process, for a comparison
 
 # Fixed for every process of the run. DEBUG and Sentry are off whatever src/core/.env says: DEBUG
 # keeps every query in memory (the worker's peak memory is a figure), and tracing costs time.
@@ -47,7 +50,7 @@ FIXED = {
     "DATABASE_URL": "postgresql://root@127.0.0.1:5432/eventlog_bench",
     "CELERY_BROKER_URL": REDIS_URL,
     "REDIS_URL": REDIS_URL,
-    "CLICKHOUSE_URL": f"chdb://{INPROCESS_CLICKHOUSE}",
+    "EMBEDDED_CLICKHOUSE_PATH": str(CLICKHOUSE_DATA),
     "LOG_LEVEL": "WARNING",
     "SENTRY_DSN": "",
 }
@@ -78,6 +81,7 @@ class BenchError(Exception):
 def configure() -> None:
     """Point this process (and, by inheritance, every subprocess) at the benchmark's services."""
     os.environ.update(FIXED)
+    os.environ["CLICKHOUSE_URL"] = f"http://eventlog:bench@127.0.0.1:{free_port()}/default"
     for name in DEFAULTED:
         os.environ.setdefault(name, "")
 
@@ -151,16 +155,32 @@ def free_port() -> int:
 
 
 def start(name: str, label: str, **options: Any) -> subprocess.Popen[bytes]:
-    """Start process `name` of the system (src/core/processes.py) with its own ClickHouse directory
-    (one OS process per chDB path) and its output in var/bench/logs/<label>.log."""
+    """Start process `name` of the system (src/core/processes.py), its output in
+    var/bench/logs/<label>.log."""
     argv = process_argv(name, VAR / f"{label}-beat-schedule", **options)
-    env = {**os.environ, "PYTHONPATH": str(SRC), "CLICKHOUSE_URL": f"chdb://{VAR / f'clickhouse-{label}'}"}
+    env = {**os.environ, "PYTHONPATH": str(SRC), "WORKER_METRICS_DIR": str(VAR / f"metrics-{label}")}
     with (LOGS / f"{label}.log").open("ab") as log:
         # A session of its own, so that stopping it takes the whole process group: a worker's embedded
-        # beat is a child process that would outlive the worker alone. Our own argv: S603 is moot.
+        # beat and pool are child processes that would outlive the worker alone. Our own argv: S603 is moot.
         return subprocess.Popen(  # noqa: S603
             argv, cwd=SRC, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+
+def start_clickhouse() -> subprocess.Popen[bytes]:
+    """The run's embedded ClickHouse server, as `make run` starts it, once it answers."""
+    server = start("clickhouse", "clickhouse")
+    port = urlsplit(os.environ["CLICKHOUSE_URL"]).port
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        check_alive([server])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    stop(server)
+    raise BenchError("the embedded ClickHouse server did not answer within 60 s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -256,6 +276,21 @@ def _command(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def group_memory_mb(leader: int) -> dict[str, float]:
+    """Memory of a process and all of its session (a worker and its pool, its beat): the largest
+    peak of any one process, and the proportional share (PSS, each shared page split among the
+    processes sharing it) of them all together now."""
+    pids = session_pids(leader) or [leader]
+    peaks = [memory_mb(pid)["peak_rss_mb"] for pid in pids]
+    pss = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) / 1024
+    return {"processes": len(pids), "max_peak_rss_mb": max(peaks), "pss_total_mb": pss}
 
 
 def memory_mb(pid: int) -> dict[str, float]:

@@ -120,7 +120,19 @@ ROWS = (
     ("relay_drain", "vs_floor", "our relay / floor", "{:.2f}x"),
     ("relay_drain", "vs_floor_csv", "our relay / CSV floor", "{:.2f}x"),
     ("relay_drain", "vs_seed_literal", "our relay / seed-literal", "{:.2f}x"),
-    ("relay_drain", "loop_only_events_per_s", "our relay's loop alone, in-process, events/s", "{:,.0f}"),
+    (
+        "relay_drain",
+        "loop_only_events_per_s",
+        "our relay's loop alone, through the server, events/s",
+        "{:,.0f}",
+    ),
+    (
+        "relay_drain",
+        "loop_only_inprocess_events_per_s",
+        "the same loop, engine in-process, events/s",
+        "{:,.0f}",
+    ),
+    ("relay_drain", "server_vs_inprocess", "through the server / engine in-process", "{:.2f}x"),
     ("relay_backlog", "events_per_s", "production's backlog: our relay, events/s", "{:,.0f}"),
     ("relay_backlog", "first_claim_ms", "first batch's claim, ms", "{:,.1f}"),
     ("relay_backlog", "last_full_claim_ms", "last full batch's claim, ms", "{:,.1f}"),
@@ -154,8 +166,11 @@ ROWS = (
     ("e2e_latency", "p99_s", "p99 commit -> ClickHouse, s", "{:.3f}"),
     ("e2e_latency", "inserts_per_s", "ClickHouse inserts/s", "{:.2f}"),
     ("e2e_latency", "produced_events_per_s", "events/s produced", "{:,.0f}"),
-    ("worker_peak_rss_mb", "", "worker peak RSS draining the backlog, MB", "{:,.0f}"),
-    ("relay_drain", "worker_peak_rss_mb_at_half_drain", "worker peak RSS at half the drain, MB", "{:,.0f}"),
+    ("worker_memory", "max_peak_rss_mb", "worker: largest peak RSS of its processes, MB", "{:,.0f}"),
+    ("worker_memory", "max_peak_rss_mb_at_half_drain", "the same at half the drain, MB", "{:,.0f}"),
+    ("worker_memory", "pss_total_mb", "worker: all its processes together (PSS) at the end, MB", "{:,.0f}"),
+    ("worker_memory", "processes", "worker: processes (main, pool, beat)", "{:,}"),
+    ("clickhouse_server", "peak_rss_mb", "embedded ClickHouse server: peak RSS over the run, MB", "{:,.0f}"),
 )
 
 

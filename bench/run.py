@@ -1,5 +1,5 @@
 """The benchmark: every workload of the issue, side by side in one run, on the project's PostgreSQL,
-Redis and embedded ClickHouse, with the system's processes started exactly as `make run` does.
+Redis and embedded ClickHouse server, with the system's processes started exactly as `make run` does.
 
 python bench/run.py            full sizes (`make bench`): prints a table, writes bench/results/latest.json
 python bench/run.py --smoke    the same code on tiny sizes (`make bench-smoke`, in CI): smoke.json
@@ -42,9 +42,15 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     environment.configure()  # before django.setup(): settings are read once, at import
     environment.reset_state()
-    django.setup()
-    environment.prepare_database()
-    results = run_workloads(sizes, args.only)
+    server = environment.start_clickhouse()
+    try:
+        django.setup()
+        environment.prepare_database()
+        results = run_workloads(sizes, args.only)
+        # VmHWM: the server's peak over the whole run.
+        results["workloads"]["clickhouse_server"] = environment.memory_mb(server.pid)
+    finally:
+        environment.stop(server)
     output = RESULTS / "smoke.json" if args.smoke else RESULTS / "latest.json"
     if args.only != WORKLOADS:
         output = environment.VAR / "partial.json"
@@ -80,7 +86,7 @@ def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - began:7.1f} s] {message}", flush=True)
 
-    # This process's one chDB directory, for the baselines; event_log is ensured on opening.
+    # This process's client of the run's ClickHouse server, for the baselines (event_log ensured).
     client = EventLogWriter(settings.EVENTLOG.clickhouse_url).client()
     results: dict[str, Any] = {
         "generated_at": report.now(),
@@ -112,8 +118,8 @@ def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
 def as_workloads(name: str, figures: dict[str, Any]) -> dict[str, Any]:
     """Place one step's figures under the keys of the results file."""
     if name == "relay_drain":
-        peak_rss_mb = figures.pop("worker_peak_rss_mb")
-        return {"relay_drain": figures, "worker_peak_rss_mb": peak_rss_mb}
+        worker_memory = figures.pop("worker_memory")
+        return {"relay_drain": figures, "worker_memory": worker_memory}
     if name == "http_ingest":
         return figures  # already keyed http_ingest_batch and http_ingest_single
     return {name: figures}

@@ -1,7 +1,10 @@
 """Run the system in the foreground; Ctrl-C (or SIGTERM) stops every process it started.
 
-python scripts/run.py              web, worker with beat inside it, and Flower (`make run`)
-python scripts/run.py NAME         one process: web, worker, beat or flower (`make NAME`)
+python scripts/run.py              the embedded ClickHouse, web, worker with beat inside it, and
+                                   Flower (`make run`)
+python scripts/run.py NAME         one process: clickhouse, web, worker, beat or flower (`make NAME`)
+
+The embedded ClickHouse starts first (and event_log is brought up to date on it), and stops last.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +22,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from core.env import load_config  # noqa: E402
 from core.processes import process_argv  # noqa: E402
 
+STARTUP_SECONDS = 60
+
 
 def main(names: list[str]) -> int:
     (ROOT / "var").mkdir(exist_ok=True)
@@ -25,14 +31,10 @@ def main(names: list[str]) -> int:
     together = not names
     config = load_config()
     argvs = {
-        name: process_argv(name, schedule, embedded_beat=together, web_bind=config.web_bind,
-                           embedded_clickhouse=config.clickhouse_url.startswith("chdb:"))
-        for name in (names or ["web", "worker", "flower"])
-    }  # fmt: skip
-    # Our own argv lists, no user input: S603 does not apply.
-    children = {name: subprocess.Popen(argv, cwd=ROOT / "src") for name, argv in argvs.items()}  # noqa: S603
-    if together:
-        print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  (Ctrl-C stops all)", flush=True)
+        name: process_argv(name, schedule, embedded_beat=together, web_bind=config.web_bind)
+        for name in (names or ["clickhouse", "web", "worker", "flower"])
+    }
+    children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -41,15 +43,48 @@ def main(names: list[str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    for name, argv in argvs.items():
+        # Our own argv lists, no user input: S603 does not apply. ClickHouse gets a session of its
+        # own, so that Ctrl-C in the terminal does not reach it before the others have stopped.
+        children[name] = subprocess.Popen(argv, cwd=ROOT / "src", start_new_session=name == "clickhouse")  # noqa: S603
+        if name == "clickhouse" and together:
+            if not wait_for_clickhouse(config.embedded_clickhouse.host, config.embedded_clickhouse.port,
+                                       children[name]):  # fmt: skip
+                return finish(children, ["clickhouse"])
+            subprocess.run([sys.executable, "manage.py", "migrate_clickhouse"], cwd=ROOT / "src", check=True)
+    if together:
+        print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  "
+              f"clickhouse http://127.0.0.1:{config.embedded_clickhouse.port}  (Ctrl-C stops all)",
+              flush=True)  # fmt: skip
     while not stopping and all(child.poll() is None for child in children.values()):
         time.sleep(0.2)
     exited = [name for name, child in children.items() if child.poll() is not None]
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children.values():
-        child.wait(timeout=30)
-    if exited and not stopping:
+    return finish(children, [] if stopping else exited)
+
+
+def wait_for_clickhouse(host: str, port: int, process: subprocess.Popen[bytes]) -> bool:
+    """True once the embedded server answers /ping; False if it exits or does not answer in time."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/ping", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def finish(children: dict[str, subprocess.Popen[bytes]], exited: list[str]) -> int:
+    """Stop every child still running: all but ClickHouse together, then ClickHouse."""
+    last = [children["clickhouse"]] if "clickhouse" in children else []
+    for group in ([child for child in children.values() if child not in last], last):
+        for child in group:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in group:
+            child.wait(timeout=30)
+    if exited:
         print(f"stopped because {', '.join(exited)} exited", file=sys.stderr)
         return 1
     return 0

@@ -10,26 +10,30 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
 from django.db import connection
 
 import seeding
+from embedded_clickhouse import ALLOCATOR, ENGINE_OPTIONS
 from environment import (
+    INPROCESS_CLICKHOUSE,
     checkpoint,
-    memory_mb,
+    group_memory_mb,
     pg_connect,
     running,
     truncate_outbox,
     vacuum_analyze,
     wait_until,
 )
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse import ClickHouseOptions, EventLogWriter
 from eventlog.relay import relay_outbox
 from eventlog.stats import outbox_stats, processed_events
 from figures import percentile
@@ -59,8 +63,13 @@ def run(sizes: Sizes, client: Client, log: Callable[[str], None]) -> dict[str, A
     log("our relay: Celery worker with embedded beat")
     ours = drain_with_worker(backlog)
     check_relay_count(backlog)
-    log("our relay's loop alone, in this process")
-    ours["loop_only_events_per_s"] = drain_in_process(client, backlog)
+    log("our relay's loop alone, in this process, through the embedded server")
+    ours["loop_only_events_per_s"] = drain_in_process(
+        client, backlog, EventLogWriter(settings.EVENTLOG.clickhouse_url)
+    )
+    log("the same loop with the engine in this process (clickhouse-connect's chDB backend)")
+    ours["loop_only_inprocess_events_per_s"] = drain_in_process(client, backlog, in_process_writer())
+    ours["server_vs_inprocess"] = ours["loop_only_events_per_s"] / ours["loop_only_inprocess_events_per_s"]
 
     client.command("TRUNCATE TABLE event_log")
     truncate_outbox()
@@ -92,7 +101,20 @@ def timed(work: Callable[[], int]) -> tuple[int, float]:
     return rows, time.perf_counter() - began
 
 
-def drain_in_process(client: Client, backlog: int) -> float:
+def in_process_writer() -> EventLogWriter:
+    """A writer on the engine inside this process, as the worker had it before the embedded server
+    (its own data path: the server holds its own). Its URL only names the database."""
+    os.environ.setdefault("JE_MALLOC_CONF", ALLOCATOR)  # as the server has it; read when chDB loads
+    INPROCESS_CLICKHOUSE.mkdir(parents=True, exist_ok=True)
+
+    def open_engine(url: str, options: ClickHouseOptions) -> Client:
+        dsn = f"chdb://{INPROCESS_CLICKHOUSE}"
+        return clickhouse_connect.get_client(dsn=dsn, chdb_options=ENGINE_OPTIONS)
+
+    return EventLogWriter(settings.EVENTLOG.clickhouse_url, opener=open_engine)
+
+
+def drain_in_process(client: Client, backlog: int, writer: EventLogWriter) -> float:
     """Events/s of `relay_outbox` called directly on the same backlog: no worker, beat or polling.
 
     The relay writes nothing to the events, so forgetting the batches, the cursor and the count of
@@ -101,7 +123,7 @@ def drain_in_process(client: Client, backlog: int) -> float:
     client.command("TRUNCATE TABLE event_log")
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE eventlog_relay_batch, eventlog_relay_cursor, eventlog_processed_count")
-    writer = EventLogWriter(settings.EVENTLOG.clickhouse_url)
+    writer.client()  # connected, the schema ensured: not on the clock
     rows, seconds = timed(lambda: relay_outbox(writer, settings.EVENTLOG.relay_batch_size, 2**31).events)
     if rows != backlog:
         raise RuntimeError(f"the in-process relay moved {rows} of {backlog} events")
@@ -115,18 +137,16 @@ def drain_with_worker(backlog: int) -> dict[str, Any]:
         timeout = max(300.0, backlog / 1000)
         wait_until(delivered(backlog // 2), "the relay to drain half the backlog", timeout, [worker])
         # The peak so far, beside the peak at the end: memory growing with the backlog would show.
-        peak_at_half_mb = memory_mb(worker.pid)["peak_rss_mb"]
+        peak_at_half_mb = group_memory_mb(worker.pid)["max_peak_rss_mb"]
         wait_until(delivered(backlog), "the relay to drain the backlog", timeout, [worker])
         drained = datetime.now(UTC)
-        memory = memory_mb(worker.pid)
+        memory = group_memory_mb(worker.pid)
     wall_s = (drained - started).total_seconds()
     return {
         **relay_rate(backlog, drained),
-        "wall_s": wall_s,  # from starting the worker process: engine start-up and first tick included
+        "wall_s": wall_s,  # from starting the worker process: its first tick included
         "wall_events_per_s": backlog / wall_s,
-        "worker_peak_rss_mb": memory["peak_rss_mb"],
-        "worker_peak_rss_mb_at_half_drain": peak_at_half_mb,
-        "worker_rss_at_end_mb": {"anonymous": memory["rss_anon_mb"], "file_backed": memory["rss_file_mb"]},
+        "worker_memory": {**memory, "max_peak_rss_mb_at_half_drain": peak_at_half_mb},
     }
 
 

@@ -38,6 +38,17 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class EmbeddedClickHouseConfig:
+    """The embedded ClickHouse server's own settings: it serves CLICKHOUSE_URL's user and password."""
+
+    data_path: Path
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
 class Config:
     debug: bool
     https: bool
@@ -46,6 +57,7 @@ class Config:
     database: DatabaseConfig
     broker_url: str
     clickhouse_url: str
+    embedded_clickhouse: EmbeddedClickHouseConfig
     clickhouse_connect_timeout: float
     clickhouse_send_receive_timeout: float
     clickhouse_verify: bool
@@ -70,6 +82,7 @@ class Config:
     log_level: str
     log_format: str
     web_metrics_dir: Path
+    worker_metrics_dir: Path
     worker_metrics_address: str
     worker_metrics_port: int
     metrics_token: str
@@ -167,13 +180,38 @@ def check_identifier(name: str, value: str) -> str:
 
 
 def check_clickhouse_url(url: str) -> str:
-    scheme = urlsplit(url).scheme
-    if scheme not in {"chdb", "http", "https"}:
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
         raise ConfigurationError(
-            "CLICKHOUSE_URL must be chdb:///absolute/path (embedded) or "
-            f"http(s)://user:password@host:port/database (server), got {url!r}"
+            "CLICKHOUSE_URL no longer opens the embedded engine (chdb://): the embedded ClickHouse "
+            "server owns its data path (EMBEDDED_CLICKHOUSE_PATH) and every process reaches it at "
+            "CLICKHOUSE_URL=http://eventlog:<password>@127.0.0.1:8123/default (`make run` writes one)"
         )
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigurationError(
+            f"CLICKHOUSE_URL must be http(s)://user:password@host:port/database, got {url!r}"
+        )
+    try:
+        parts.port  # noqa: B018 (the property raises for an invalid port)
+    except ValueError:
+        raise ConfigurationError(f"CLICKHOUSE_URL has an invalid port: {url!r}") from None
     return url
+
+
+def embedded_clickhouse_config(url: str, data_path: str, listen: str) -> EmbeddedClickHouseConfig:
+    """The embedded server listens where CLICKHOUSE_URL points (or at `listen`) and accepts its
+    user and password, so the two can never disagree."""
+    parts = urlsplit(url)
+    host, _, port = (listen or f"{parts.hostname}:{parts.port or 8123}").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigurationError(f"EMBEDDED_CLICKHOUSE_LISTEN must be host:port, got {listen!r}")
+    return EmbeddedClickHouseConfig(
+        data_path=Path(data_path).resolve(),
+        host=host.strip("[]"),
+        port=int(port),
+        user=unquote(parts.username or "default"),
+        password=unquote(parts.password or ""),
+    )
 
 
 def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> Config:
@@ -191,8 +229,11 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         allowed_hosts=[h.strip() for h in env.text("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")],
         database=parse_database_url(env.text("DATABASE_URL", "postgresql://root@127.0.0.1:5432/eventlog")),
         broker_url=env.text("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
-        clickhouse_url=check_clickhouse_url(
-            env.text("CLICKHOUSE_URL", f"chdb://{REPO_ROOT / 'var' / 'clickhouse'}")
+        clickhouse_url=(clickhouse_url := check_clickhouse_url(env.text("CLICKHOUSE_URL"))),
+        embedded_clickhouse=embedded_clickhouse_config(
+            clickhouse_url,
+            env.text("EMBEDDED_CLICKHOUSE_PATH", str(REPO_ROOT / "var" / "clickhouse")),
+            env.text("EMBEDDED_CLICKHOUSE_LISTEN", ""),
         ),
         clickhouse_connect_timeout=env.number("CLICKHOUSE_CONNECT_TIMEOUT", 10.0, minimum=0.1),
         clickhouse_send_receive_timeout=env.number("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", 60.0, minimum=0.1),
@@ -218,6 +259,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         log_level=env.text("LOG_LEVEL", "INFO").upper(),
         log_format=env.choice("LOG_FORMAT", "console" if debug else "json", ("json", "console")),
         web_metrics_dir=Path(env.text("WEB_METRICS_DIR", str(REPO_ROOT / "var" / "metrics-web"))),
+        worker_metrics_dir=Path(env.text("WORKER_METRICS_DIR", str(REPO_ROOT / "var" / "metrics-worker"))),
         worker_metrics_address=env.text("WORKER_METRICS_ADDRESS", "127.0.0.1"),
         worker_metrics_port=env.integer("WORKER_METRICS_PORT", 9540, minimum=0),
         metrics_token=env.text("METRICS_TOKEN", ""),

@@ -1,8 +1,6 @@
-"""The command line of each process of the system, in one place: `make run`, `make web|worker|beat|
-flower` and the fault tests all start processes from here, so they run with the same configuration.
-
-The worker uses the threads pool: with the embedded ClickHouse exactly one process may open the
-engine, and prefork children would each try to. Commands run from `src/`.
+"""The command line of each process of the system, in one place: `make run`, `make clickhouse|web|
+worker|beat|flower`, the tests and the benchmark start processes from here, so they run with the
+same configuration. Commands run from `src/`.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ BIN = Path(sys.executable).parent
 # Two processes of four threads each: a request mostly waits on PostgreSQL, so threads overlap it.
 WEB_WORKERS = 2
 WEB_THREADS = 4
+WORKER_PROCESSES = 3
 # Django's collectstatic output (STATIC_ROOT), served by granian at /static/ once `make run` or the
 # image's build has filled it.
 STATIC_ROOT = REPO_ROOT / "var" / "static"
@@ -28,14 +27,16 @@ def process_argv(
     *,
     embedded_beat: bool = False,
     web_bind: str = "127.0.0.1:8000",
-    embedded_clickhouse: bool = True,
 ) -> list[str]:
-    """argv for "web", "worker" (with beat inside it if `embedded_beat`), "beat" or "flower".
+    """argv for "clickhouse" (the embedded server), "web", "worker" (with beat inside it if
+    `embedded_beat`), "beat" or "flower".
 
-    The worker runs the threads pool on the embedded ClickHouse (one process per chDB path) and
-    the prefork pool on a server, where processes overlap their work without sharing one GIL.
+    The worker runs the prefork pool: its processes overlap their work without sharing one GIL, and
+    each reaches ClickHouse over HTTP like any other client.
     """
     celery = [sys.executable, "-m", "celery", "-A", "core"]
+    if name == "clickhouse":
+        return [sys.executable, "-m", "embedded_clickhouse"]
     if name == "web":
         host, _, port = web_bind.rpartition(":")
         static = ["--static-path-route", "/static", "--static-path-mount", str(STATIC_ROOT)]
@@ -49,17 +50,11 @@ def process_argv(
     if name == "worker":
         beat = ["--beat", f"--schedule={beat_schedule}"] if embedded_beat else []
         # --task-events: Flower shows the relay's runs from the events the worker sends.
-        return [
-            *celery,
-            "worker",
-            "--pool=threads" if embedded_clickhouse else "--pool=prefork",
-            "--concurrency=4",
-            "--without-gossip",
-            "--task-events",
-            *beat,
-        ]
+        # Three pool processes: the relay's slots (RELAY_SLOTS, 2 by default) and the purge.
+        return [sys.executable, "-m", "core.worker", "-A", "core", "worker", "--pool=prefork",
+                f"--concurrency={WORKER_PROCESSES}", "--without-gossip", "--task-events", *beat]  # fmt: skip
     if name == "beat":
         return [*celery, "beat", f"--schedule={beat_schedule}"]
     if name == "flower":
         return [*celery, "flower", "--conf=core/flowerconfig.py"]
-    raise ValueError(f"unknown process {name!r}: web, worker, beat or flower")
+    raise ValueError(f"unknown process {name!r}: clickhouse, web, worker, beat or flower")

@@ -106,19 +106,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# How often a worker pings ClickHouse for GET /readyz; a report older than three periods means none.
-CLICKHOUSE_CHECK_SECONDS = 10.0
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox": {
         "task": "eventlog.relay_outbox",
         "schedule": CONFIG.relay_interval_seconds,
         # A tick nobody picked up within one interval is superseded by the next one.
         "options": {"expires": max(CONFIG.relay_interval_seconds, 1.0)},
-    },
-    "check-clickhouse": {  # for GET /readyz (eventlog/health.py)
-        "task": "eventlog.check_clickhouse",
-        "schedule": CLICKHOUSE_CHECK_SECONDS,
-        "options": {"expires": CLICKHOUSE_CHECK_SECONDS},
     },
     "purge-outbox": {
         "task": "eventlog.purge_outbox",

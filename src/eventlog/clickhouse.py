@@ -1,24 +1,19 @@
 """ClickHouse: connecting, the `event_log` schema, and writing one batch.
 
-The same code speaks to the embedded engine (`chdb:///path`, in this process) and to a server
-(`http(s)://user:password@host:port/database`): clickhouse-connect picks the backend from the URL.
-
-With the embedded engine only one OS process may open a data path (NOTES.md), so only the relay
-(the Celery worker, or `manage.py relay_outbox`) ever calls `connect`; the web process never does.
+Every process reaches ClickHouse over its HTTP interface (`http(s)://user:password@host:port/database`),
+whether a ClickHouse server or the embedded one (src/embedded_clickhouse), through clickhouse-connect.
 This module is also the one boundary where clickhouse-connect's errors become ours.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -45,18 +40,18 @@ INSERT_SETTINGS: dict[str, Any] = {
 # Read the relay's CSV literally: no single-quoted strings, nothing trimmed.
 CSV_SETTINGS: dict[str, Any] = {"format_csv_allow_single_quotes": 0, "input_format_csv_trim_whitespaces": 0}
 
-# ClickHouse error codes caused by the rows themselves (parse, type and range errors, 469: a CHECK
-# constraint of the table): resending the same rows fails again. Every other code (missing table,
+# ClickHouse error codes caused by the rows themselves (parse, type and range errors, 376: a UUID,
+# 469: a CHECK constraint of the table): resending the same rows fails again. Every other code (missing table,
 # read-only, memory, network) is treated as an outage of ClickHouse and retried.
-DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 321, 469})
+DATA_ERROR_CODES = frozenset({6, 25, 26, 27, 38, 41, 53, 69, 70, 72, 117, 321, 376, 469})
+UNKNOWN_DATABASE = 81
 _CODE = re.compile(r"Code: (\d+)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def database_name(url: str) -> str:
-    """The database holding event_log: the URL's path for a server, `default` when embedded."""
-    parts = urlsplit(url)
-    name = "default" if parts.scheme == "chdb" else (parts.path.strip("/") or "default")
+    """The database holding event_log: the URL's path, `default` when it has none."""
+    name = urlsplit(url).path.strip("/") or "default"
     if not _IDENTIFIER.match(name):
         raise ClickHouseUnavailable(f"invalid ClickHouse database name {name!r} in CLICKHOUSE_URL")
     return name
@@ -77,8 +72,7 @@ LOCAL_TABLE = "event_log_local"
 
 @dataclass(frozen=True)
 class ClickHouseOptions:
-    """How to reach a ClickHouse server and lay out the table; the embedded engine uses `cluster`
-    only (empty: a single node)."""
+    """How to reach ClickHouse and lay out the table (`cluster` empty: a single node)."""
 
     connect_timeout: float = 10.0
     send_receive_timeout: float = 60.0
@@ -134,10 +128,7 @@ def translated_errors() -> Iterator[None]:
     except DataError as exc:  # the client could not even serialize a value
         raise ClickHouseRejected(f"ClickHouse client refused the data: {exc}") from exc
     except ProgrammingError as exc:
-        hint = ""
-        if "EmbeddedServer" in str(exc):
-            hint = " (another process holds the embedded ClickHouse path: is a worker already running?)"
-        raise ClickHouseUnavailable(f"cannot open ClickHouse: {exc}{hint}") from exc
+        raise ClickHouseUnavailable(f"cannot open ClickHouse: {exc}") from exc
     except DatabaseError as exc:
         match = _CODE.search(str(exc))
         code = int(match.group(1)) if match else None
@@ -160,25 +151,9 @@ def server_arguments(options: ClickHouseOptions) -> dict[str, Any]:
     return arguments
 
 
-# The embedded engine shares the worker's memory, so it is configured for that rather than as a
-# server. Its allocator (jemalloc) keeps freed pages for 5 s by default; the relay frees a batch's
-# buffers several times a second, so the worker held seconds' worth of batches. The allocator reads
-# this once, when the engine is loaded (so before the first connect); an operator's JE_MALLOC_CONF wins.
-EMBEDDED_ALLOCATOR = "dirty_decay_ms:0,muzzy_decay_ms:0"
-# Merges were the rest of the worker's peak: each holds buffers for every part it reads (tens of MB),
-# and a server's pool runs up to 32 of them at once. With one at a time the benchmark's drain of a
-# million events is no slower (docs/benchmarks.md).
-EMBEDDED_ENGINE_OPTIONS = {"background_pool_size": 1, "background_merges_mutations_concurrency_ratio": 1}
-
-
 def connect(url: str, options: ClickHouseOptions | None = None) -> Client:
     """Open a client for `url`. Raises ClickHouseUnavailable when it cannot."""
-    parts = urlsplit(url)
     with translated_errors():
-        if parts.scheme == "chdb":
-            os.environ.setdefault("JE_MALLOC_CONF", EMBEDDED_ALLOCATOR)
-            Path(parts.path).mkdir(parents=True, exist_ok=True)
-            return clickhouse_connect.get_client(dsn=url, chdb_options=EMBEDDED_ENGINE_OPTIONS)
         return clickhouse_connect.get_client(dsn=url, **server_arguments(options or ClickHouseOptions()))
 
 
@@ -208,12 +183,19 @@ _INSERT_QUERIES = "SELECT value FROM system.events WHERE event = 'InsertQuery'"
 class EventLogWriter:
     """Writes batches into event_log, one client per thread (clients are not thread-safe).
 
-    The schema is ensured once per writer, before its first batch.
+    The schema is ensured once per writer, before its first batch. `opener` makes each thread's
+    client (default: `connect`); the benchmark passes clickhouse-connect's in-process chDB backend.
     """
 
-    def __init__(self, url: str, options: ClickHouseOptions | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        options: ClickHouseOptions | None = None,
+        opener: Callable[[str, ClickHouseOptions], Client] = connect,
+    ) -> None:
         self.url = url
         self.options = options or ClickHouseOptions()
+        self.opener = opener
         self.database = database_name(url)
         self.table = f"{self.database}.{self.options.insert_table()}"
         self._local = threading.local()
@@ -223,13 +205,28 @@ class EventLogWriter:
     def client(self) -> Client:
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = connect(self.url, self.options)
+            client = self._open()
             self._local.client = client
         with self._schema_lock:
             if not self._schema_ready:
                 ensure_schema(client, self.database, self.options.cluster)
                 self._schema_ready = True
         return client
+
+    def _open(self) -> Client:
+        """A client on the URL's database. A server refuses a client whose database is missing, so
+        a first connection creates it (with the whole schema) through one on the server's default."""
+        try:
+            return self.opener(self.url, self.options)
+        except ClickHouseUnavailable as exc:
+            if exc.code != UNKNOWN_DATABASE:
+                raise
+        bootstrap = self.opener(urlunsplit(urlsplit(self.url)._replace(path="")), self.options)
+        try:
+            ensure_schema(bootstrap, self.database, self.options.cluster)
+        finally:
+            bootstrap.close()
+        return self.opener(self.url, self.options)
 
     def write_batch(self, columns: Sequence[Sequence[Any]], token: str) -> None:
         """Insert the rows given column by column (in COLUMNS order) as one deduplicated insert.

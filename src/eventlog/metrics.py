@@ -1,13 +1,14 @@
 """Every Prometheus metric eventlog exports, and what each one means. README.md lists them too.
 
-There are two endpoints, because with the embedded ClickHouse only the worker may open the engine:
+There are two endpoints, one per kind of process:
 
 - the web app's `GET /metrics`: what the web processes count (ingest), and the outbox's state, read
   from PostgreSQL at scrape time. granian runs several web processes, so their counters are kept in
   prometheus_client's multiprocess files (`PROMETHEUS_MULTIPROC_DIR`, set by `core.processes` for
   the web process only) and `/metrics` adds them up; without it (tests, `runserver`) this process's
   own counters are served.
-- the worker's own HTTP server on `WORKER_METRICS_PORT`: what the relay counts, and ClickHouse's side,
+- the worker's own HTTP server on `WORKER_METRICS_PORT`: what the relay counts in the pool's
+  processes (multiprocess files in WORKER_METRICS_DIR, set by `core.worker`), and ClickHouse's side,
   read from its system tables at scrape time.
 
 Counters end in `_total` on the wire (prometheus_client appends it).
@@ -149,7 +150,7 @@ class ClickHouseStats(Protocol):
 
 class ClickHouseCollector(Collector):
     """ClickHouse's own figures for event_log, from its system tables at each scrape (served by the
-    worker, the one process that may open the embedded engine)."""
+    worker, whose relay they describe)."""
 
     def __init__(self, source: ClickHouseStats) -> None:
         self.source = source

@@ -14,8 +14,7 @@ from eventlog.coordination import RelayCoordinator
 
 @functools.cache
 def event_log_writer() -> EventLogWriter:
-    """The writer for CLICKHOUSE_URL. Opening the embedded engine is deferred to the first batch,
-    so only a process that relays ever holds the chDB path."""
+    """The writer for CLICKHOUSE_URL; each thread connects on its first use."""
     return EventLogWriter(settings.EVENTLOG.clickhouse_url, clickhouse_options())
 
 
@@ -32,7 +31,7 @@ def clickhouse_options() -> ClickHouseOptions:
 
 @functools.cache
 def redis_client() -> Redis:
-    """The client for REDIS_URL (the relays' shared state and the health reports)."""
+    """The client for REDIS_URL (the relays' shared state)."""
     return Redis.from_url(settings.EVENTLOG.redis_url)
 
 

@@ -10,9 +10,8 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from eventlog.errors import ClickHouseUnavailable, RetryPending
-from eventlog.health import check_clickhouse
 from eventlog.retention import purge_processed
-from eventlog.runtime import event_log_writer, redis_client, relay_coordinator
+from eventlog.runtime import event_log_writer, relay_coordinator
 from eventlog.scheduled import run_scheduled_relay
 
 
@@ -39,11 +38,6 @@ def relay_outbox_task(self: Task[Any, Any]) -> dict[str, Any]:
         max_batches=config.relay_max_batches_per_run, is_retry=retries > 0,
         last_attempt=retries >= (self.max_retries or 0),
     )  # fmt: skip
-
-
-@shared_task(name="eventlog.check_clickhouse")
-def check_clickhouse_task() -> dict[str, Any]:
-    return check_clickhouse(event_log_writer(), redis_client())
 
 
 @shared_task(name="eventlog.purge_outbox")

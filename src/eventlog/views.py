@@ -21,7 +21,7 @@ from eventlog.api_keys import authenticate
 from eventlog.health import readiness
 from eventlog.ingest import Limits, ingest
 from eventlog.metrics import web_metrics
-from eventlog.runtime import redis_client
+from eventlog.runtime import event_log_writer, redis_client
 from eventlog.stats import outbox_stats
 from eventlog.status import status_snapshot
 
@@ -100,8 +100,8 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
-    """200 when PostgreSQL and Redis answer, a worker reached ClickHouse lately and the relay's lag
-    is under READY_MAX_LAG_SECONDS; otherwise 503 with the reasons."""
-    result = readiness(redis_client(), settings.EVENTLOG.ready_max_lag_seconds)
+    """200 when PostgreSQL, Redis and ClickHouse answer and the relay's lag is under
+    READY_MAX_LAG_SECONDS; otherwise 503 with the reasons."""
+    result = readiness(redis_client(), event_log_writer(), settings.EVENTLOG.ready_max_lag_seconds)
     body = {"ready": result.ready, "reasons": result.reasons, "checks": result.checks}
     return JsonResponse(body, status=200 if result.ready else 503)

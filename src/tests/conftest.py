@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,16 +10,28 @@ import pytest
 from celery.beat import EmbeddedService
 from celery.contrib.testing.worker import start_worker
 from clickhouse_connect.driver.client import Client
+from django.conf import settings
 
 from core.celery import app as celery_app
 from eventlog.clickhouse import EventLogWriter
 from eventlog.runtime import event_log_writer, relay_coordinator
 from eventlog.stats import outbox_stats
+from tests.processes import kill, process_env, start_clickhouse
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clickhouse_server() -> Iterator[subprocess.Popen[bytes]]:
+    """The run's embedded ClickHouse server (tests/settings.py chose its port, password and data
+    directory), started as `make clickhouse` starts it; every test reaches ClickHouse through it."""
+    data_path = settings.EVENTLOG.embedded_clickhouse.data_path
+    server = start_clickhouse(process_env("default"), data_path)
+    yield server
+    kill(server)
 
 
 @pytest.fixture(scope="session")
 def writer() -> EventLogWriter:
-    """The process's real EventLogWriter, on this run's embedded ClickHouse directory."""
+    """The process's real EventLogWriter, on this run's embedded ClickHouse server."""
     return event_log_writer()
 
 
@@ -61,7 +74,8 @@ def relay_coordination_reset() -> None:
 
 @pytest.fixture(scope="session")
 def celery_worker() -> Iterator[Any]:
-    """A real Celery worker (threads pool) consuming from Redis in this process."""
+    """A real Celery worker consuming from Redis, in this process (threads: the test's database
+    transactions must be visible to its tasks)."""
     celery_app.control.purge()
     with start_worker(
         celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"

@@ -1,24 +1,27 @@
-"""Real worker and relay processes for fault tests.
+"""Real processes for the tests: the embedded ClickHouse server, workers, relays, web.
 
-Each process gets the test database, its own Redis database and its own embedded ClickHouse
-directory (one process per chDB path; this test process holds its own). ClickHouse data written by a
-process is read back by another short-lived process once the writer is gone.
+Each process gets the test database, its own Redis database and the run's embedded ClickHouse
+server; a test gives its processes a ClickHouse database of their own (`new_database`), so what they
+wrote is theirs to read back, while they run or after.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import clickhouse_connect
 from django.conf import settings
 from redis import Redis
 
@@ -29,7 +32,17 @@ SRC = Path(__file__).resolve().parents[1]
 BROKER_URL = PROCESS_REDIS  # not the in-process test worker's database
 
 
-def process_env(clickhouse_dir: Path, **overrides: str) -> dict[str, str]:
+def new_database() -> str:
+    """A ClickHouse database name no other test uses (the writer creates it on first use)."""
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+def clickhouse_url(database: str, base: str | None = None) -> str:
+    """The URL of `database` on the run's server (or on the server at `base`)."""
+    return urlunsplit(urlsplit(base or settings.EVENTLOG.clickhouse_url)._replace(path=f"/{database}"))
+
+
+def process_env(database: str, **overrides: str) -> dict[str, str]:
     db = settings.DATABASES["default"]
     env = {
         **os.environ,
@@ -39,8 +52,13 @@ def process_env(clickhouse_dir: Path, **overrides: str) -> dict[str, str]:
         "DATABASE_URL": f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_BROKER_URL": BROKER_URL,
         "REDIS_URL": BROKER_URL,
-        "CLICKHOUSE_URL": f"chdb://{clickhouse_dir}",
-        "WEB_METRICS_DIR": str(clickhouse_dir.parent / "metrics-web"),
+        "CLICKHOUSE_URL": clickhouse_url(database),
+        "WEB_METRICS_DIR": str(
+            Path(settings.EVENTLOG.embedded_clickhouse.data_path).parent / f"metrics-{database}"
+        ),
+        "WORKER_METRICS_DIR": str(
+            Path(settings.EVENTLOG.embedded_clickhouse.data_path).parent / f"wmetrics-{database}"
+        ),
         "RELAY_INTERVAL_SECONDS": "0.2",
         "RELAY_LEASE_SECONDS": "2",
         "EVENTLOG_ENVIRONMENT": "test",
@@ -48,6 +66,22 @@ def process_env(clickhouse_dir: Path, **overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
+
+
+def start_clickhouse(env: dict[str, str], data_path: Path) -> subprocess.Popen[bytes]:
+    """The embedded ClickHouse server for env's CLICKHOUSE_URL on `data_path`, once it answers."""
+    log = data_path.parent / f"{data_path.name}.log"
+    process = start("clickhouse", {**env, "EMBEDDED_CLICKHOUSE_PATH": str(data_path)}, data_path, log=log)
+    parts = urlsplit(env["CLICKHOUSE_URL"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{parts.hostname}:{parts.port}/ping", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    kill(process)
+    raise AssertionError(f"the embedded ClickHouse server did not start: {log.read_text()[-2000:]}")
 
 
 def reset_broker() -> None:
@@ -59,14 +93,16 @@ def start_worker(env: dict[str, str], schedule: Path) -> subprocess.Popen[bytes]
     return start("worker", env, schedule, embedded_beat=True)
 
 
-def start(name: str, env: dict[str, str], schedule: Path, **options: Any) -> subprocess.Popen[bytes]:
-    """One process of the system (src/core/processes.py), as `make NAME` starts it."""
+def start(
+    name: str, env: dict[str, str], schedule: Path, log: Path | None = None, **options: Any
+) -> subprocess.Popen[bytes]:
+    """One process of the system (src/core/processes.py), as `make NAME` starts it; its output
+    goes to `log` if given."""
     argv = process_argv(name, schedule, **options)
+    output = log.open("ab") if log else subprocess.DEVNULL
     # A session of its own, so that `kill` takes the whole process group: a worker's embedded beat
-    # is a child process that would outlive a SIGKILL of the worker alone and keep sending ticks.
-    return subprocess.Popen(
-        argv, cwd=SRC, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    # and its pool are child processes that would outlive a SIGKILL of the worker alone.
+    return subprocess.Popen(argv, cwd=SRC, env=env, stdout=output, stderr=output, start_new_session=True)
 
 
 def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -90,22 +126,12 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
-_READ = """
-import json, sys, clickhouse_connect
-client = clickhouse_connect.get_client(dsn=sys.argv[1])
-exists = client.command("EXISTS TABLE event_log")
-ids = [str(r[0]) for r in client.query("SELECT event_id FROM event_log").result_rows] if exists else []
-print(json.dumps(ids))
-"""
-
-
-def clickhouse_event_ids(clickhouse_dir: Path) -> list[str]:
-    """Every event_id in event_log at `clickhouse_dir`, repeats included (read without FINAL)."""
-    for _ in range(50):  # the writing process may still be releasing the directory
-        result = subprocess.run(
-            [sys.executable, "-c", _READ, f"chdb://{clickhouse_dir}"], capture_output=True, text=True
-        )
-        if result.returncode == 0:
-            return list(json.loads(result.stdout))
-        time.sleep(0.2)
-    raise AssertionError(f"cannot read {clickhouse_dir}: {result.stderr[-2000:]}")
+def clickhouse_event_ids(database: str, base: str | None = None) -> list[str]:
+    """Every event_id in `database`.event_log, repeats included (read without FINAL)."""
+    client = clickhouse_connect.get_client(dsn=clickhouse_url(database, base), autogenerate_session_id=False)
+    try:
+        if not client.command("EXISTS TABLE event_log"):
+            return []
+        return [str(row[0]) for row in client.query("SELECT event_id FROM event_log").result_rows]
+    finally:
+        client.close()

@@ -1,20 +1,32 @@
 """Settings for the test suite: the project's settings with test-only services.
 
-Tests get their own embedded ClickHouse directory (per run), Redis database 15 and a relay that
-ticks faster, whatever src/core/.env says; pytest-django adds the `test_` database prefix.
+Tests get their own embedded ClickHouse server (per run: a free port, a new password, a new data
+directory; tests/conftest.py starts it), Redis database 15 and a relay that ticks faster, whatever
+src/core/.env says; pytest-django adds the `test_` database prefix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
+import socket
 import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
-os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 
-from core.settings import *  # noqa: F403
-from core.settings import CELERY_BEAT_SCHEDULE, CONFIG
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
+os.environ["CLICKHOUSE_URL"] = f"http://eventlog:{secrets.token_urlsafe(16)}@127.0.0.1:{free_port()}/default"
+os.environ["EMBEDDED_CLICKHOUSE_PATH"] = tempfile.mkdtemp(prefix="eventlog-test-clickhouse-")
+
+from core.settings import *  # noqa: E402, F403 (after the environment above: settings read it once)
+from core.settings import CELERY_BEAT_SCHEDULE, CONFIG  # noqa: E402
 
 
 def redis_database(url: str, database: int) -> str:
@@ -28,7 +40,6 @@ _TEST_REDIS = redis_database(CONFIG.redis_url, 15)
 PROCESS_REDIS = redis_database(CONFIG.redis_url, 14)
 EVENTLOG = dataclasses.replace(
     CONFIG,
-    clickhouse_url=f"chdb://{tempfile.mkdtemp(prefix='eventlog-test-clickhouse-')}",
     broker_url=_TEST_REDIS,
     redis_url=_TEST_REDIS,
     environment="test",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -12,8 +11,6 @@ from clickhouse_connect.driver.client import Client
 from eventlog.clickhouse import (
     COLUMNS,
     CSV_SETTINGS,
-    EMBEDDED_ALLOCATOR,
-    EMBEDDED_ENGINE_OPTIONS,
     INSERT_SETTINGS,
     ClickHouseOptions,
     EventLogWriter,
@@ -166,19 +163,3 @@ def test_the_cluster_layout_deduplicates_inserts_and_serves_reads_on_one_node(cl
         clickhouse.raw_insert(table, COLUMNS, rows, fmt="CSV", settings=settings)
     assert clickhouse.query("SELECT count() FROM clustered.event_log").result_rows == [(1,)]
     clickhouse.command("DROP DATABASE clustered")
-
-
-def test_the_embedded_engine_runs_one_merge_at_a_time_and_returns_freed_memory_at_once(
-    clickhouse: Client,
-) -> None:
-    """The worker's peak memory (docs/benchmarks.md): a server's pool of merges and jemalloc's 5 s of
-    kept pages are a server's defaults, not an embedded engine's."""
-    server_settings = dict(
-        clickhouse.query(
-            "SELECT name, value FROM system.server_settings"
-            " WHERE name IN ('background_pool_size', 'background_merges_mutations_concurrency_ratio')"
-        ).result_rows
-    )
-    assert server_settings == {name: str(value) for name, value in EMBEDDED_ENGINE_OPTIONS.items()}
-    assert EMBEDDED_ENGINE_OPTIONS["background_pool_size"] == 1
-    assert os.environ["JE_MALLOC_CONF"] == EMBEDDED_ALLOCATOR

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from core.env import load_config
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_SCHEMA = ROOT / "var" / "compose-spec" / "compose-spec.json"  # fetched by `make test`
 APP_SERVICES = ("migrate", "web", "worker", "beat", "flower")
@@ -120,6 +122,7 @@ def test_djangos_deployment_checks_pass_with_production_settings(tmp_path: Path)
         "DJANGO_SECRET_KEY": "q" + "".join(chr(33 + (i * 7) % 90) for i in range(60)).replace("$", "x"),
         "DJANGO_HTTPS": "1",
         "DJANGO_ALLOWED_HOSTS": "events.example.com",
+        "CLICKHOUSE_URL": "https://eventlog:secret@clickhouse.example.com:8443/eventlog",
         "WEB_METRICS_DIR": str(tmp_path),
     }
     result = subprocess.run(
@@ -170,3 +173,21 @@ def test_the_relays_shared_state_works_on_a_redis_with_a_password(tmp_path: Path
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_first_make_run_writes_a_new_secret_key_and_clickhouse_password_into_the_env_file(
+    tmp_path: Path,
+) -> None:
+    urls = set()
+    for checkout in (tmp_path / "a", tmp_path / "b"):
+        (checkout / "src" / "core").mkdir(parents=True)
+        shutil.copy(ROOT / "Makefile", checkout)
+        shutil.copy(ROOT / "src" / "core" / ".env.example", checkout / "src" / "core")
+        subprocess.run(["make", "-s", "src/core/.env", f"PYTHON={sys.executable}"], cwd=checkout,
+                       check=True, capture_output=True)  # fmt: skip
+        config = load_config({}, env_file=checkout / "src" / "core" / ".env")
+        assert len(config.secret_key) >= 50
+        assert re.fullmatch(r"http://eventlog:[\w-]{24,}@127\.0\.0\.1:8123/default", config.clickhouse_url)
+        assert config.embedded_clickhouse.password
+        urls.add(config.clickhouse_url)
+    assert len(urls) == 2  # each machine its own password

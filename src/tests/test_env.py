@@ -6,6 +6,8 @@ import pytest
 
 from core.env import ConfigurationError, load_config
 
+URL = "http://eventlog:s%40cret@127.0.0.1:8123/default"
+
 
 def test_production_without_a_secret_key_fails_at_startup_naming_it() -> None:
     with pytest.raises(ConfigurationError, match="DJANGO_SECRET_KEY"):
@@ -13,13 +15,36 @@ def test_production_without_a_secret_key_fails_at_startup_naming_it() -> None:
 
 
 def test_debug_runs_without_a_secret_key_and_defaults_fill_the_rest() -> None:
-    config = load_config({"DJANGO_DEBUG": "1"}, env_file=None)
+    config = load_config({"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL}, env_file=None)
     assert config.relay_batch_size == 25_000
     assert config.relay_interval_seconds == 0.5
     assert config.ingest_max_events == 1000
     assert config.ingest_max_bytes == 5 * 1024 * 1024
-    assert config.clickhouse_url.startswith("chdb:///")
-    assert config.clickhouse_url.endswith("/var/clickhouse")
+    assert config.clickhouse_url == URL
+
+
+def test_the_embedded_server_listens_where_the_url_points_and_accepts_its_credentials() -> None:
+    embedded = load_config({"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL}, env_file=None).embedded_clickhouse
+    assert str(embedded.data_path).endswith("/var/clickhouse")
+    assert (embedded.host, embedded.port, embedded.user, embedded.password) == (
+        "127.0.0.1",
+        8123,
+        "eventlog",
+        "s@cret",
+    )
+    elsewhere = load_config(
+        {"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE_LISTEN": "10.0.0.5:9123",
+         "EMBEDDED_CLICKHOUSE_PATH": "/srv/ch"},
+        env_file=None,
+    ).embedded_clickhouse  # fmt: skip
+    assert (elsewhere.host, elsewhere.port, str(elsewhere.data_path)) == ("10.0.0.5", 9123, "/srv/ch")
+
+
+def test_clickhouse_url_is_required_and_a_chdb_url_says_where_the_path_went() -> None:
+    with pytest.raises(ConfigurationError, match="CLICKHOUSE_URL is required"):
+        load_config({"DJANGO_DEBUG": "1"}, env_file=None)
+    with pytest.raises(ConfigurationError, match="EMBEDDED_CLICKHOUSE_PATH"):
+        load_config({"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": "chdb:///srv/ch"}, env_file=None)
 
 
 @pytest.mark.parametrize(
@@ -35,13 +60,13 @@ def test_debug_runs_without_a_secret_key_and_defaults_fill_the_rest() -> None:
 )
 def test_a_malformed_value_fails_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
-        load_config({"DJANGO_SECRET_KEY": "x", name: value}, env_file=None)
+        load_config({"DJANGO_SECRET_KEY": "x", "CLICKHOUSE_URL": URL, name: value}, env_file=None)
 
 
 def test_the_environment_wins_over_the_env_file(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("DJANGO_SECRET_KEY=from-file\nRELAY_BATCH_SIZE=500\nEVENTLOG_ENVIRONMENT=staging\n")
-    config = load_config({"RELAY_BATCH_SIZE": "700"}, env_file=env_file)
+    config = load_config({"RELAY_BATCH_SIZE": "700", "CLICKHOUSE_URL": URL}, env_file=env_file)
     assert config.secret_key == "from-file"
     assert config.relay_batch_size == 700
     assert config.environment == "staging"
@@ -49,7 +74,11 @@ def test_the_environment_wins_over_the_env_file(tmp_path: Path) -> None:
 
 def test_database_url_is_split_into_django_fields() -> None:
     config = load_config(
-        {"DJANGO_SECRET_KEY": "x", "DATABASE_URL": "postgresql://app:p%40ss@db.local:6543/events"},
+        {
+            "DJANGO_SECRET_KEY": "x",
+            "CLICKHOUSE_URL": URL,
+            "DATABASE_URL": "postgresql://app:p%40ss@db.local:6543/events",
+        },
         env_file=None,
     )
     assert (config.database.user, config.database.password) == ("app", "p@ss")
@@ -58,11 +87,13 @@ def test_database_url_is_split_into_django_fields() -> None:
 
 def test_clickhouse_server_settings_are_read_and_a_cluster_name_must_be_plain() -> None:
     config = load_config(
-        {"DJANGO_DEBUG": "1", "CLICKHOUSE_CONNECT_TIMEOUT": "2.5", "CLICKHOUSE_VERIFY": "0",
-         "CLICKHOUSE_CA_CERT": "/ca.pem", "CLICKHOUSE_CLUSTER": "events_cluster"},
+        {"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL, "CLICKHOUSE_CONNECT_TIMEOUT": "2.5",
+         "CLICKHOUSE_VERIFY": "0", "CLICKHOUSE_CA_CERT": "/ca.pem", "CLICKHOUSE_CLUSTER": "events_cluster"},
         env_file=None,
     )  # fmt: skip
     assert (config.clickhouse_connect_timeout, config.clickhouse_verify) == (2.5, False)
     assert (config.clickhouse_ca_cert, config.clickhouse_cluster) == ("/ca.pem", "events_cluster")
     with pytest.raises(ConfigurationError, match="CLICKHOUSE_CLUSTER"):
-        load_config({"DJANGO_DEBUG": "1", "CLICKHOUSE_CLUSTER": "x; DROP TABLE event_log"}, env_file=None)
+        load_config(
+            {"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL, "CLICKHOUSE_CLUSTER": "x; DROP"}, env_file=None
+        )

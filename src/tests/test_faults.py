@@ -1,7 +1,7 @@
 """Exactly once through real faults: killed relay processes, competing processes, restarted services.
 
 Every test here runs real OS processes (Celery workers, relay commands) against the test database,
-each on its own embedded ClickHouse directory, and checks the result by reading ClickHouse back.
+each test on a ClickHouse database of its own, and checks the result by reading ClickHouse back.
 """
 
 from __future__ import annotations
@@ -12,28 +12,37 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from prometheus_client.parser import text_string_to_metric_families
 
+from eventlog.clickhouse import EventLogWriter
 from eventlog.events import NewEvent, emit_events
+from eventlog.health import readiness
 from eventlog.models import RelayBatch
+from eventlog.runtime import redis_client
 from eventlog.stats import outbox_stats
 from tests.conftest import wait_until
 from tests.faults.crash_relay import CRASHED
 from tests.processes import (
     SRC,
     clickhouse_event_ids,
+    clickhouse_url,
     kill,
     manage,
+    new_database,
     process_env,
     reset_broker,
     running,
+    start_clickhouse,
     start_worker,
 )
+from tests.settings import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
@@ -57,7 +66,8 @@ def assert_exactly_once(ids: list[str], acknowledged: int) -> None:
 def test_a_relay_killed_at_each_step_and_restarted_delivers_every_event_once(
     step: str, tmp_path: Path
 ) -> None:
-    env = process_env(tmp_path / "clickhouse")
+    database = new_database()
+    env = process_env(database)
     total = emit(25_000)
     crashed = subprocess.run(
         [sys.executable, "-m", "tests.faults.crash_relay", step, "10000"],
@@ -67,19 +77,19 @@ def test_a_relay_killed_at_each_step_and_restarted_delivers_every_event_once(
     )
     assert crashed.returncode == CRASHED, crashed.stderr.decode()[-2000:]
     assert list(RelayBatch.objects.values_list("state", flat=True)) == ["claimed"]
-    landed = len(clickhouse_event_ids(tmp_path / "clickhouse"))
+    landed = len(clickhouse_event_ids(database))
     expected = {"after_claim": {0}, "during_insert": {0, 10_000}, "after_insert": {10_000}}
     assert landed in expected.get(step, {10_000})
 
     manage(env, "relay_outbox", "--once", "--batch-size", "10000")
-    assert_exactly_once(clickhouse_event_ids(tmp_path / "clickhouse"), total)
+    assert_exactly_once(clickhouse_event_ids(database), total)
     assert outbox_stats()["processed"] == total
 
 
 def test_kill_loop_while_producing_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """A producer keeps committing events while a real worker is SIGKILLed at random moments."""
-    clickhouse_dir = tmp_path / "clickhouse"
-    env = process_env(clickhouse_dir, RELAY_BATCH_SIZE="2000")
+    database = new_database()
+    env = process_env(database, RELAY_BATCH_SIZE="2000")
     reset_broker()
     acknowledged = 0
     stop = threading.Event()
@@ -109,7 +119,7 @@ def test_kill_loop_while_producing_loses_and_duplicates_nothing(tmp_path: Path) 
         producer.join()
     with running(start_worker(env, tmp_path / "beat-final")):
         wait_until(drained(acknowledged))
-    ids = clickhouse_event_ids(clickhouse_dir)
+    ids = clickhouse_event_ids(database)
     repeats = sum(count - 1 for count in Counter(ids).values())
     print(f"\nkill loop: {acknowledged} events acknowledged, {kills} kills, {len(ids)} in ClickHouse,"
           f" {repeats} duplicates, {acknowledged - len(set(ids))} missing")  # fmt: skip
@@ -117,17 +127,17 @@ def test_kill_loop_while_producing_loses_and_duplicates_nothing(tmp_path: Path) 
     assert_exactly_once(ids, acknowledged)
 
 
-def test_concurrent_relay_processes_deliver_each_event_to_exactly_one_of_them(tmp_path: Path) -> None:
-    dirs = [tmp_path / f"clickhouse-{i}" for i in range(3)]
+def test_concurrent_relay_processes_deliver_each_event_to_exactly_one_of_them() -> None:
+    databases = [new_database() for _ in range(3)]  # one each: who delivered what shows
     relays = [
         subprocess.Popen(
             [sys.executable, "manage.py", "relay_outbox", "--batch-size", "500"],
             cwd=SRC,
-            env=process_env(d, RELAY_INTERVAL_SECONDS="0.05"),
+            env=process_env(database, RELAY_INTERVAL_SECONDS="0.05"),
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        for d in dirs
+        for database in databases
     ]
     try:
         time.sleep(3)  # all three started and polling
@@ -139,9 +149,57 @@ def test_concurrent_relay_processes_deliver_each_event_to_exactly_one_of_them(tm
     finally:
         for relay in relays:
             kill(relay)
-    per_process = [clickhouse_event_ids(d) for d in dirs]
+    per_process = [clickhouse_event_ids(database) for database in databases]
     assert_exactly_once([i for ids in per_process for i in ids], total)
     assert sum(1 for ids in per_process if ids) >= 2, [len(ids) for ids in per_process]
+
+
+def test_the_clickhouse_server_killed_under_load_and_restarted_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    """The embedded server SIGKILLed three times while the worker inserts, restarted on its data."""
+    base = clickhouse_url("faults").rsplit(":", 1)[0] + f":{free_port()}/faults"
+    metrics_port = free_port()
+    env = process_env("faults", CLICKHOUSE_URL=base, RELAY_BATCH_SIZE="2000",
+                      WORKER_METRICS_PORT=str(metrics_port))  # fmt: skip
+    data = tmp_path / "clickhouse"
+    server = start_clickhouse(env, data)
+    reset_broker()
+    total = emit(60_000)
+    try:
+        with running(start_worker(env, tmp_path / "beat")):
+            for round_ in range(1, 4):
+                wait_until(lambda: outbox_stats()["processed"] >= round_ * 10_000)  # noqa: B023
+                kill(server)  # in the middle of the relay's inserts
+                failed = outage_seen(f"http://127.0.0.1:{metrics_port}/metrics")
+                wait_until(failed)  # an outage to the relay: batches stay claimed, retried with backoff
+                assert outbox_stats()["pending"] > 0
+                down = readiness(redis_client(), EventLogWriter(base), max_lag_seconds=3600)
+                assert any(reason.startswith("ClickHouse: ") for reason in down.reasons), down.reasons
+                server = start_clickhouse(env, data)
+            wait_until(drained(total))
+        assert_exactly_once(clickhouse_event_ids("faults", base), total)
+    finally:
+        kill(server)
+
+
+def outage_seen(metrics_url: str) -> Any:
+    """True once the worker has counted another batch that ClickHouse's outage left undelivered."""
+    seen = unavailable_batches(metrics_url)
+    return lambda: unavailable_batches(metrics_url) > seen
+
+
+def unavailable_batches(metrics_url: str) -> float:
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 (loopback)
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "eventlog_relay_batches_total"
+                and sample.labels.get("outcome") == "unavailable"
+            ):
+                return float(sample.value)
+    return 0.0
 
 
 def restart_postgres() -> None:
@@ -180,9 +238,9 @@ def emit_when_up(n: int) -> int:
     reason="restarts the machine's own PostgreSQL and Redis (not possible from inside a container)",
 )
 def test_the_worker_recovers_by_itself_from_postgres_and_redis_restarts(tmp_path: Path) -> None:
-    clickhouse_dir = tmp_path / "clickhouse"
+    database = new_database()
     reset_broker()
-    with running(start_worker(process_env(clickhouse_dir), tmp_path / "beat")):
+    with running(start_worker(process_env(database), tmp_path / "beat")):
         total = emit(1_000)
         wait_until(drained(total))
         restart_postgres()
@@ -191,4 +249,4 @@ def test_the_worker_recovers_by_itself_from_postgres_and_redis_restarts(tmp_path
         restart_redis()
         total += emit(1_000)
         wait_until(drained(total))
-    assert_exactly_once(clickhouse_event_ids(clickhouse_dir), total)
+    assert_exactly_once(clickhouse_event_ids(database), total)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.processes import process_env, reset_broker, running, start, start_worker
+from tests.processes import new_database, process_env, reset_broker, running, start, start_worker
 from tests.test_processes import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,7 +34,7 @@ def get(url: str, credentials: str | None = None) -> tuple[int, Any]:
 
 def test_flower_asks_for_its_password_and_shows_the_relay_task(tmp_path: Path) -> None:
     port = free_port()
-    env = process_env(tmp_path / "clickhouse", FLOWER_PORT=str(port), FLOWER_BASIC_AUTH="ops:s3cret")
+    env = process_env(new_database(), FLOWER_PORT=str(port), FLOWER_BASIC_AUTH="ops:s3cret")
     reset_broker()
     schedule = tmp_path / "beat-schedule"
     tasks_url = f"http://127.0.0.1:{port}/api/tasks"

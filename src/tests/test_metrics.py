@@ -26,7 +26,9 @@ from eventlog.models import OutboxEvent
 from eventlog.relay import relay_outbox
 from eventlog.runtime import relay_coordinator
 from eventlog.scheduled import run_scheduled_relay
-from tests.processes import process_env, running, start
+from eventlog.stats import outbox_stats
+from tests.conftest import wait_until
+from tests.processes import new_database, process_env, reset_broker, running, start, start_worker
 from tests.test_processes import free_port, post_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,7 +159,8 @@ def test_worker_metrics_count_relayed_batches_and_read_clickhouses_own_figures(
     assert value(after, "eventlog_clickhouse_up") == 1
     assert value(after, "eventlog_clickhouse_rows") == 30
     parts = dict(clickhouse.query(
-        "SELECT partition, count() FROM system.parts WHERE table = 'event_log' AND active GROUP BY partition"
+        "SELECT partition, count() FROM system.parts"
+        " WHERE database = currentDatabase() AND table = 'event_log' AND active GROUP BY partition"
     ).result_rows)  # fmt: skip
     exported = {dict(labels)["partition"]: v for (name, labels), v in after.items()
                 if name == "eventlog_clickhouse_active_parts"}  # fmt: skip
@@ -182,11 +185,37 @@ def test_a_failed_insert_counts_an_unavailable_batch_and_a_retry(
     assert value(after, "eventlog_relay_retries_total") - value(before, "eventlog_relay_retries_total") == 1
 
 
+def test_a_prefork_workers_metrics_add_up_the_relays_of_its_pool_processes(tmp_path: Path) -> None:
+    """`make worker` as it runs: the relay counts in the pool's processes, the endpoint in the main one."""
+    port, database = free_port(), new_database()
+    env = process_env(
+        database, WORKER_METRICS_PORT=str(port), RELAY_BATCH_SIZE="50", RELAY_INTERVAL_SECONDS="0.1"
+    )
+    reset_broker()
+    emit_events([NewEvent("pooled") for _ in range(2_000)])
+    with running(start_worker(env, tmp_path / "beat")):
+        wait_until(lambda: outbox_stats()["processed"] == 2_000)
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/metrics"))
+        samples = scrape(f"http://127.0.0.1:{port}/metrics")
+    assert value(samples, "eventlog_relay_events_total") == 2_000
+    assert value(samples, "eventlog_relay_batches_total", outcome="delivered") == 40
+    counting = {path.name for path in Path(env["WORKER_METRICS_DIR"]).glob("counter_*.db")}
+    assert len(counting) >= 2, counting  # more than one process counted, and the endpoint added them up
+
+
+def answers(url: str) -> bool:
+    try:
+        scrape(url)
+    except OSError:
+        return False
+    return True
+
+
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[int]:
     """The real web server (granian, two processes) on the test database, as `make web` runs it."""
     port = free_port()
-    env = process_env(tmp_path / "clickhouse", WEB_METRICS_DIR=str(tmp_path / "metrics"))
+    env = process_env(new_database(), WEB_METRICS_DIR=str(tmp_path / "metrics"))
     with running(start("web", env, tmp_path / "schedule", web_bind=f"127.0.0.1:{port}")):
         yield port
 

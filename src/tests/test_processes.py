@@ -17,7 +17,16 @@ import pytest
 from eventlog.api_keys import create_api_key
 from eventlog.stats import outbox_stats
 from tests.conftest import wait_until
-from tests.processes import clickhouse_event_ids, kill, manage, process_env, reset_broker, running, start
+from tests.processes import (
+    clickhouse_event_ids,
+    kill,
+    manage,
+    new_database,
+    process_env,
+    reset_broker,
+    running,
+    start,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -45,8 +54,11 @@ def post_events(port: int, key: str, count: int) -> dict[str, int]:
     raise AssertionError("the web process did not answer")
 
 
-def test_web_worker_and_beat_run_alone_and_each_can_be_restarted(tmp_path: Path) -> None:
-    env = process_env(tmp_path / "clickhouse")
+def test_web_worker_and_beat_run_alone_each_can_be_restarted_and_commands_run_beside_them(
+    tmp_path: Path,
+) -> None:
+    database = new_database()
+    env = process_env(database)
     reset_broker()
     key = create_api_key("processes")[1]
     port = free_port()
@@ -65,13 +77,21 @@ def test_web_worker_and_beat_run_alone_and_each_can_be_restarted(tmp_path: Path)
         time.sleep(2)
         assert outbox_stats()["pending"] == 50
 
-        with running(start("beat", env, schedule)):  # ... until beat is back
-            wait_until(lambda: outbox_stats()["processed"] == 150)
-    assert len(set(clickhouse_event_ids(tmp_path / "clickhouse"))) == 150
+        # While the web app and the worker run, the commands and this process reach ClickHouse too.
+        manage(env, "migrate_clickhouse")
+        manage(env, "relay_outbox", "--once")
+        manage(env, "dead_letters", "--replay")
+        assert outbox_stats()["processed"] == 150
+        assert len(set(clickhouse_event_ids(database))) == 150
+
+        assert post_events(port, key, 50)["accepted"] == 50
+        with running(start("beat", env, schedule)):  # ... and beat, back, starts runs again
+            wait_until(lambda: outbox_stats()["processed"] == 200)
+    assert len(set(clickhouse_event_ids(database))) == 200
 
 
 def test_the_web_server_serves_the_collected_static_files(tmp_path: Path) -> None:
-    env = process_env(tmp_path / "clickhouse")
+    env = process_env(new_database())
     manage(env, "collectstatic", "--no-input", "--verbosity", "0")  # into STATIC_ROOT, as `make run` does
     port = free_port()
     with running(start("web", env, tmp_path / "beat-schedule", web_bind=f"127.0.0.1:{port}")):
@@ -90,7 +110,7 @@ def test_the_web_server_serves_the_collected_static_files(tmp_path: Path) -> Non
 def test_ctrl_c_stops_every_web_server_process(tmp_path: Path) -> None:
     """Ctrl-C in `make run` reaches the whole process group, and scripts/run.py then sends SIGTERM to
     the web server too; granian sometimes left a worker process waiting forever for a shutdown."""
-    env = process_env(tmp_path / "clickhouse")
+    env = process_env(new_database())
     key = create_api_key("processes")[1]
     for _ in range(3):  # the hang did not come every time
         port = free_port()

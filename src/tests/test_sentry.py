@@ -25,7 +25,7 @@ from eventlog.runtime import relay_coordinator
 from eventlog.scheduled import run_scheduled_relay
 from eventlog.stats import outbox_stats
 from tests.conftest import wait_until
-from tests.processes import process_env, reset_broker, running, start_worker
+from tests.processes import new_database, process_env, reset_broker, running, start_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,7 +120,7 @@ def test_a_failed_insert_is_reported_with_its_batch_before_the_retry(
 def test_each_relay_run_of_a_real_worker_is_a_transaction_with_its_batch_size(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    env = process_env(tmp_path / "clickhouse", SENTRY_DSN=receiver.dsn, SENTRY_TRACES_SAMPLE_RATE="1.0",
+    env = process_env(new_database(), SENTRY_DSN=receiver.dsn, SENTRY_TRACES_SAMPLE_RATE="1.0",
                       RELAY_BATCH_SIZE="7")  # fmt: skip
     reset_broker()
     emit_events([NewEvent("traced") for _ in range(20)])

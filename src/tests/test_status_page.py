@@ -20,7 +20,7 @@ from eventlog.clickhouse import EventLogWriter
 from eventlog.events import NewEvent, emit_events
 from eventlog.models import OutboxEvent
 from eventlog.relay import relay_outbox
-from tests.processes import manage, process_env, running, start
+from tests.processes import manage, new_database, process_env, running, start
 from tests.test_processes import free_port, post_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,7 +70,7 @@ def web(tmp_path: Path) -> Iterator[int]:
     """The real web server on the test database, with a staff user `ops` (created by the web's own
     settings: this test process hashes passwords with a hasher the server does not accept)."""
     port = free_port()
-    env = process_env(tmp_path / "clickhouse", DJANGO_SUPERUSER_PASSWORD="pass-word-1")
+    env = process_env(new_database(), DJANGO_SUPERUSER_PASSWORD="pass-word-1")
     manage(env, "createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com")
     with running(start("web", env, tmp_path / "schedule", web_bind=f"127.0.0.1:{port}")):
         yield port

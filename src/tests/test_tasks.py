@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sentry_sdk
 from clickhouse_connect.driver.client import Client
+from django.conf import settings
 
 from core.env import load_config
 from core.sentry import init_sentry
@@ -51,7 +52,12 @@ def sentry_envelopes() -> Iterator[list[bytes]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), SentryReceiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     dsn = f"http://public@127.0.0.1:{server.server_address[1]}/1"
-    assert init_sentry(load_config({"DJANGO_SECRET_KEY": "x", "SENTRY_DSN": dsn}, env_file=None))
+    environ = {
+        "DJANGO_SECRET_KEY": "x",
+        "CLICKHOUSE_URL": settings.EVENTLOG.clickhouse_url,
+        "SENTRY_DSN": dsn,
+    }
+    assert init_sentry(load_config(environ, env_file=None))
     SentryReceiver.envelopes = []
     yield SentryReceiver.envelopes
     sentry_sdk.init()  # no DSN: off again for the other tests

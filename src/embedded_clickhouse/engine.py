@@ -1,0 +1,247 @@
+"""The engine: chDB on one data path, with sessions, as a ClickHouse server keeps them.
+
+Every chDB connection handle on the path is a session of the engine's own (its `SET`s, `USE` and
+temporary tables are its alone, and handles run queries in parallel). A request without a session
+gets a fresh handle for itself; a request with `session_id` gets that session's handle, one request
+at a time, kept until the session has been idle for its timeout. A request's settings apply to that
+request only, as on a server: on a session's handle they are set before the query and put back after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import chdb
+
+from embedded_clickhouse.errors import ServerError
+from embedded_clickhouse.statements import Statement
+
+DEFAULT_SESSION_TIMEOUT = 60.0
+MAX_SESSION_TIMEOUT = 3600.0
+_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request's statement, ready for the engine."""
+
+    statement: Statement
+    data: bytes | None  # an INSERT's rows (already decompressed)
+    output_format: str  # when the statement names none
+    database: str | None
+    settings: Mapping[str, str]
+    parameters: Mapping[str, str]
+    query_id: str
+
+
+@dataclass(frozen=True)
+class Result:
+    body: bytes
+    output_format: str
+    summary: dict[str, str]
+
+
+@dataclass
+class _Session:
+    handle: Any
+    timeout: float
+    last_used: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def check_names(names: Iterator[str] | list[str]) -> None:
+    for name in names:
+        if not name or not set(name) <= _NAME or name[0].isdigit():
+            raise ServerError("BAD_ARGUMENTS", f"Invalid setting or database name {name!r}")
+
+
+class Engine:
+    """chDB on `path`, shared by every request of this process; `options` are the engine's own
+    start-up settings (`background_pool_size`, ...)."""
+
+    def __init__(self, path: Path, options: Mapping[str, Any], spool: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        spool.mkdir(parents=True, exist_ok=True)
+        arguments = "&".join(f"{key}={value}" for key, value in options.items())
+        self.address = f"{path}?{arguments}" if arguments else str(path)
+        self.spool = spool  # where an insert's rows wait for the engine to read them
+        self._root = chdb.connect(self.address)  # holds the engine open for the process's life
+        self._sessions: dict[str, _Session] = {}
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self.timezone = self._root.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
+
+    def execute(self, query: Query, session_id: str | None = None, session_timeout: float | None = None,
+                session_check: bool = False) -> Result:  # fmt: skip
+        """Run `query`, in the session `session_id` if given; raises ServerError as a server would."""
+        with self._query_id(query.query_id):
+            if session_id is None:
+                handle = chdb.connect(self.address)
+                try:
+                    return self._run(handle, query, restore=False)
+                finally:
+                    handle.close()
+            with self._session(session_id, session_timeout, session_check) as handle:
+                return self._run(handle, query, restore=True)
+
+    def close(self, wait_seconds: float = 30.0) -> None:
+        """Close every handle once the queries in flight have ended (or `wait_seconds` passed)."""
+        with self._idle:
+            self._idle.wait_for(lambda: not self._running, timeout=wait_seconds)
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.handle.close()
+        self._root.close()
+
+    @contextlib.contextmanager
+    def _query_id(self, query_id: str) -> Iterator[None]:
+        with self._lock:
+            if query_id in self._running:
+                raise ServerError(
+                    "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING", f"Query with id = {query_id} is already running"
+                )
+            self._running.add(query_id)
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._running.discard(query_id)
+                self._idle.notify_all()
+
+    @contextlib.contextmanager
+    def _session(self, session_id: str, timeout: float | None, check: bool) -> Iterator[Any]:
+        now = time.monotonic()
+        with self._lock:
+            expired = [
+                key
+                for key, s in self._sessions.items()
+                if not s.lock.locked() and now - s.last_used > s.timeout
+            ]
+            closing = [self._sessions.pop(key) for key in expired]
+            session = self._sessions.get(session_id)
+            if session is None:
+                if check:
+                    raise ServerError("SESSION_NOT_FOUND", f"Session {session_id} not found")
+                session = _Session(chdb.connect(self.address), DEFAULT_SESSION_TIMEOUT)
+                self._sessions[session_id] = session
+            if not session.lock.acquire(blocking=False):
+                raise ServerError(
+                    "SESSION_IS_LOCKED", f"Session {session_id} is locked by a concurrent client"
+                )
+        for stale in closing:
+            stale.handle.close()
+        try:
+            if timeout is not None:
+                session.timeout = timeout
+            yield session.handle
+        finally:
+            session.last_used = time.monotonic()
+            session.lock.release()
+
+    def _run(self, handle: Any, query: Query, *, restore: bool) -> Result:
+        changes = dict(query.settings)
+        check_names([*changes, *([query.database] if query.database else [])])
+        readonly = changes.pop("readonly", None)
+        if readonly not in (None, "0") and restore:
+            raise ServerError(
+                "BAD_ARGUMENTS", "The embedded server applies readonly to requests without session_id only"
+            )
+        previous = _current(handle, list(changes)) if restore and (changes or query.database) else None
+        try:
+            if query.database:
+                _call(handle, f"USE {query.database}")
+            if changes:
+                _call(
+                    handle, "SET " + ", ".join(f"{name} = {quote(value)}" for name, value in changes.items())
+                )
+            if readonly is not None:
+                _call(handle, f"SET readonly = {quote(readonly)}")
+            return self._statement(handle, query)
+        finally:
+            if previous is not None:
+                _restore(handle, previous)
+
+    def _statement(self, handle: Any, query: Query) -> Result:
+        statement = query.statement
+        output_format = statement.output_format or query.output_format
+        if statement.data_format is None:
+            return _result(
+                _call(handle, statement.sql.decode(), output_format, query.parameters), output_format
+            )
+        descriptor, name = tempfile.mkstemp(dir=self.spool, suffix=".rows")
+        try:
+            with os.fdopen(descriptor, "wb") as rows:
+                rows.write(query.data or b"")
+            sql = statement.insert_from_file(name).decode()
+            return _result(_call(handle, sql, output_format, query.parameters), output_format, insert=True)
+        finally:
+            os.unlink(name)
+
+
+def _call(
+    handle: Any, sql: str, output_format: str = "TabSeparated", parameters: Mapping[str, str] = {}
+) -> Any:
+    try:
+        return handle.query(sql, output_format, params=dict(parameters))
+    except RuntimeError as exc:
+        raise ServerError.from_engine(exc) from exc
+
+
+def _result(raw: Any, output_format: str, insert: bool = False) -> Result:
+    body = raw.bytes()
+    rows, size = str(raw.rows_read()), str(raw.bytes_read())
+    summary = {
+        "read_rows": "0" if insert else rows,
+        "read_bytes": "0" if insert else size,
+        "written_rows": rows if insert else "0",
+        "written_bytes": size if insert else "0",
+        "total_rows_to_read": "0",
+        "result_rows": "0" if insert else rows,
+        "result_bytes": str(len(body)),
+        "elapsed_ns": str(int(raw.elapsed() * 1e9)),
+    }
+    return Result(body=body, output_format=output_format, summary=summary)
+
+
+@dataclass(frozen=True)
+class _Previous:
+    database: str
+    settings: dict[str, str | None]  # None: the default
+
+
+def _current(handle: Any, names: list[str]) -> _Previous:
+    sql = (
+        "SELECT currentDatabase() AS d, groupArray((name, value, changed)) AS s"
+        " FROM system.settings WHERE name IN {names:Array(String)}"
+    )
+    names_literal = "[" + ",".join(quote(name) for name in names) + "]"
+    row = json.loads(_call(handle, sql, "JSONEachRow", {"names": names_literal}).bytes())
+    settings = {name: (value if changed else None) for name, value, changed in row["s"]}
+    unknown = [name for name in names if name not in settings]
+    if unknown:
+        raise ServerError("UNKNOWN_SETTING", f"Unknown setting '{unknown[0]}'")
+    return _Previous(database=row["d"], settings=settings)
+
+
+def _restore(handle: Any, previous: _Previous) -> None:
+    _call(handle, f"USE {previous.database}")
+    if previous.settings:
+        values = ", ".join(
+            f"{name} = {'DEFAULT' if value is None else quote(value)}"
+            for name, value in previous.settings.items()
+        )
+        _call(handle, f"SET {values}")
