@@ -1,7 +1,7 @@
 """Run the system in the foreground; Ctrl-C (or SIGTERM) stops every process it started.
 
-python scripts/run.py              the embedded ClickHouse, web, worker with beat inside it, and
-                                   Flower (`make run`)
+python scripts/run.py              the embedded ClickHouse (unless EMBEDDED_CLICKHOUSE=0), web,
+                                   worker with beat inside it, and Flower (`make run`)
 python scripts/run.py NAME         one process: clickhouse, web, worker, beat or flower (`make NAME`)
 
 The embedded ClickHouse starts first (and event_log is brought up to date on it), and stops last.
@@ -30,9 +30,10 @@ def main(names: list[str]) -> int:
     schedule = ROOT / "var" / "celerybeat-schedule"
     together = not names
     config = load_config()
+    everything = ["clickhouse"] if config.embedded_clickhouse.enabled else []
     argvs = {
         name: process_argv(name, schedule, embedded_beat=together, web_bind=config.web_bind)
-        for name in (names or ["clickhouse", "web", "worker", "flower"])
+        for name in (names or [*everything, "web", "worker", "flower"])
     }
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
@@ -43,21 +44,26 @@ def main(names: list[str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name, argv in argvs.items():
-        # Our own argv lists, no user input: S603 does not apply. ClickHouse gets a session of its
-        # own, so that Ctrl-C in the terminal does not reach it before the others have stopped.
-        children[name] = subprocess.Popen(argv, cwd=ROOT / "src", start_new_session=name == "clickhouse")  # noqa: S603
-        if name == "clickhouse" and together:
-            if not wait_for_clickhouse(config.embedded_clickhouse.host, config.embedded_clickhouse.port,
-                                       children[name]):  # fmt: skip
-                return finish(children, ["clickhouse"])
-            subprocess.run([sys.executable, "manage.py", "migrate_clickhouse"], cwd=ROOT / "src", check=True)
-    if together:
-        print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  "
-              f"clickhouse http://127.0.0.1:{config.embedded_clickhouse.port}  (Ctrl-C stops all)",
-              flush=True)  # fmt: skip
-    while not stopping and all(child.poll() is None for child in children.values()):
-        time.sleep(0.2)
+    try:
+        for name, argv in argvs.items():
+            if name == "web" and together:  # ClickHouse is up: event_log first, on either kind of it
+                subprocess.run(
+                    [sys.executable, "manage.py", "migrate_clickhouse"], cwd=ROOT / "src", check=True
+                )
+            # Our own argv lists, no user input: S603 does not apply. ClickHouse gets a session of its
+            # own, so that Ctrl-C in the terminal does not reach it before the others have stopped.
+            children[name] = subprocess.Popen(argv, cwd=ROOT / "src", start_new_session=name == "clickhouse")  # noqa: S603
+            if name == "clickhouse" and together:
+                embedded = config.embedded_clickhouse
+                if not wait_for_clickhouse(embedded.host, embedded.port, children[name]):
+                    return finish(children, ["clickhouse"])
+        if together:
+            print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  (Ctrl-C stops all)", flush=True)
+        while not stopping and all(child.poll() is None for child in children.values()):
+            time.sleep(0.2)
+    except BaseException:
+        finish(children, [])
+        raise
     exited = [name for name, child in children.items() if child.poll() is not None]
     return finish(children, [] if stopping else exited)
 

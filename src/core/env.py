@@ -41,6 +41,7 @@ class DatabaseConfig:
 class EmbeddedClickHouseConfig:
     """The embedded ClickHouse server's own settings: it serves CLICKHOUSE_URL's user and password."""
 
+    enabled: bool  # `make run` starts it (off with a ClickHouse server)
     data_path: Path
     host: str
     port: int
@@ -198,7 +199,9 @@ def check_clickhouse_url(url: str) -> str:
     return url
 
 
-def embedded_clickhouse_config(url: str, data_path: str, listen: str) -> EmbeddedClickHouseConfig:
+def embedded_clickhouse_config(
+    url: str, data_path: str, listen: str, enabled: bool = True
+) -> EmbeddedClickHouseConfig:
     """The embedded server listens where CLICKHOUSE_URL points (or at `listen`) and accepts its
     user and password, so the two can never disagree."""
     parts = urlsplit(url)
@@ -206,6 +209,7 @@ def embedded_clickhouse_config(url: str, data_path: str, listen: str) -> Embedde
     if not host or not port.isdigit():
         raise ConfigurationError(f"EMBEDDED_CLICKHOUSE_LISTEN must be host:port, got {listen!r}")
     return EmbeddedClickHouseConfig(
+        enabled=enabled,
         data_path=Path(data_path).resolve(),
         host=host.strip("[]"),
         port=int(port),
@@ -234,6 +238,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
             clickhouse_url,
             env.text("EMBEDDED_CLICKHOUSE_PATH", str(REPO_ROOT / "var" / "clickhouse")),
             env.text("EMBEDDED_CLICKHOUSE_LISTEN", ""),
+            env.flag("EMBEDDED_CLICKHOUSE", True),
         ),
         clickhouse_connect_timeout=env.number("CLICKHOUSE_CONNECT_TIMEOUT", 10.0, minimum=0.1),
         clickhouse_send_receive_timeout=env.number("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", 60.0, minimum=0.1),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -25,8 +26,13 @@ import chdb
 from embedded_clickhouse.errors import ServerError
 from embedded_clickhouse.statements import Statement
 
+log = logging.getLogger("embedded_clickhouse")
+
 DEFAULT_SESSION_TIMEOUT = 60.0
 MAX_SESSION_TIMEOUT = 3600.0
+# A server's defaults where chDB's differ: chDB inserts asynchronously unless told otherwise, and an
+# asynchronous insert ignores its deduplication token. A request's own settings win.
+SERVER_DEFAULTS = {"async_insert": "0"}
 _NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -44,9 +50,20 @@ class Query:
 
 
 @dataclass(frozen=True)
+class SessionRequest:
+    """A request's `session_id`, and what it asks of the session."""
+
+    session_id: str
+    timeout: float | None = None  # session_timeout: keep it this long when idle (None: as it was)
+    check: bool = False  # session_check=1: the session must exist already
+    close: bool = False  # close_session=1: end it after this request
+
+
+@dataclass(frozen=True)
 class Result:
     body: bytes
     output_format: str
+    has_output: bool
     summary: dict[str, str]
 
 
@@ -56,13 +73,14 @@ class _Session:
     timeout: float
     last_used: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ended: bool = False  # closed by the client, or its settings could not be put back
 
 
 def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def check_names(names: Iterator[str] | list[str]) -> None:
+def check_names(names: list[str]) -> None:
     for name in names:
         if not name or not set(name) <= _NAME or name[0].isdigit():
             raise ServerError("BAD_ARGUMENTS", f"Invalid setting or database name {name!r}")
@@ -72,31 +90,36 @@ class Engine:
     """chDB on `path`, shared by every request of this process; `options` are the engine's own
     start-up settings (`background_pool_size`, ...)."""
 
-    def __init__(self, path: Path, options: Mapping[str, Any], spool: Path) -> None:
+    def __init__(self, path: Path, options: Mapping[str, Any], spool: Path, max_body_bytes: int) -> None:
         path.mkdir(parents=True, exist_ok=True)
         spool.mkdir(parents=True, exist_ok=True)
         arguments = "&".join(f"{key}={value}" for key, value in options.items())
         self.address = f"{path}?{arguments}" if arguments else str(path)
         self.spool = spool  # where an insert's rows wait for the engine to read them
+        self.max_body_bytes = max_body_bytes  # a request's body, decompressed too
         self._root = chdb.connect(self.address)  # holds the engine open for the process's life
         self._sessions: dict[str, _Session] = {}
         self._running: set[str] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self.timezone = self._root.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
+        names = self._root.query("SELECT name FROM system.formats", "TabSeparated").bytes().decode()
+        self.formats = frozenset(names.split())
+        for leftover in spool.glob("*.rows"):  # from a process that was killed mid-insert
+            leftover.unlink(missing_ok=True)
 
-    def execute(self, query: Query, session_id: str | None = None, session_timeout: float | None = None,
-                session_check: bool = False) -> Result:  # fmt: skip
-        """Run `query`, in the session `session_id` if given; raises ServerError as a server would."""
+    def execute(self, query: Query, session: SessionRequest | None = None) -> Result:
+        """Run `query`, in `session` if given; raises ServerError as a server would."""
         with self._query_id(query.query_id):
-            if session_id is None:
+            if session is None:
                 handle = chdb.connect(self.address)
                 try:
-                    return self._run(handle, query, restore=False)
+                    self._apply(handle, query, {**SERVER_DEFAULTS, **query.settings})
+                    return self._statement(handle, query)
                 finally:
                     handle.close()
-            with self._session(session_id, session_timeout, session_check) as handle:
-                return self._run(handle, query, restore=True)
+            with self._session(session) as state:
+                return self._in_session(state, query)
 
     def close(self, wait_seconds: float = 30.0) -> None:
         """Close every handle once the queries in flight have ended (or `wait_seconds` passed)."""
@@ -123,87 +146,111 @@ class Engine:
                 self._idle.notify_all()
 
     @contextlib.contextmanager
-    def _session(self, session_id: str, timeout: float | None, check: bool) -> Iterator[Any]:
-        now = time.monotonic()
+    def _session(self, request: SessionRequest) -> Iterator[_Session]:
+        """The session, held by this request alone (another request of it meanwhile is refused)."""
         with self._lock:
-            expired = [
-                key
-                for key, s in self._sessions.items()
-                if not s.lock.locked() and now - s.last_used > s.timeout
-            ]
-            closing = [self._sessions.pop(key) for key in expired]
-            session = self._sessions.get(session_id)
+            stale = self._take_expired()
+            session = self._sessions.get(request.session_id)
             if session is None:
-                if check:
-                    raise ServerError("SESSION_NOT_FOUND", f"Session {session_id} not found")
-                session = _Session(chdb.connect(self.address), DEFAULT_SESSION_TIMEOUT)
-                self._sessions[session_id] = session
+                if request.check:
+                    raise ServerError("SESSION_NOT_FOUND", f"Session {request.session_id} not found")
+                handle = chdb.connect(self.address)
+                _call(handle, "SET " + ", ".join(f"{k} = {quote(v)}" for k, v in SERVER_DEFAULTS.items()))
+                session = _Session(handle, DEFAULT_SESSION_TIMEOUT)
+                self._sessions[request.session_id] = session
             if not session.lock.acquire(blocking=False):
                 raise ServerError(
-                    "SESSION_IS_LOCKED", f"Session {session_id} is locked by a concurrent client"
+                    "SESSION_IS_LOCKED", f"Session {request.session_id} is locked by a concurrent client"
                 )
-        for stale in closing:
-            stale.handle.close()
+        for expired in stale:
+            expired.handle.close()
         try:
-            if timeout is not None:
-                session.timeout = timeout
-            yield session.handle
+            if request.timeout is not None:
+                session.timeout = request.timeout
+            session.ended = session.ended or request.close
+            yield session
         finally:
             session.last_used = time.monotonic()
+            if session.ended:
+                with self._lock:
+                    if self._sessions.get(request.session_id) is session:
+                        del self._sessions[request.session_id]
+                session.handle.close()
             session.lock.release()
 
-    def _run(self, handle: Any, query: Query, *, restore: bool) -> Result:
-        changes = dict(query.settings)
-        check_names([*changes, *([query.database] if query.database else [])])
-        readonly = changes.pop("readonly", None)
-        if readonly not in (None, "0") and restore:
+    def _take_expired(self) -> list[_Session]:
+        now = time.monotonic()
+        expired = [key for key, session in self._sessions.items()
+                   if not session.lock.locked() and now - session.last_used > session.timeout]  # fmt: skip
+        return [self._sessions.pop(key) for key in expired]
+
+    def _in_session(self, session: _Session, query: Query) -> Result:
+        """Run `query` with its settings for it alone: they are set on the session's handle before
+        and put back after. A session whose settings cannot be put back is ended, never reused."""
+        handle = session.handle
+        if query.settings.get("readonly", "0") != "0":
             raise ServerError(
                 "BAD_ARGUMENTS", "The embedded server applies readonly to requests without session_id only"
             )
-        previous = _current(handle, list(changes)) if restore and (changes or query.database) else None
+        previous = _current(handle, list(query.settings)) if query.settings or query.database else None
         try:
-            if query.database:
-                _call(handle, f"USE {query.database}")
-            if changes:
-                _call(
-                    handle, "SET " + ", ".join(f"{name} = {quote(value)}" for name, value in changes.items())
-                )
-            if readonly is not None:
-                _call(handle, f"SET readonly = {quote(readonly)}")
+            self._apply(handle, query, dict(query.settings))
             return self._statement(handle, query)
         finally:
             if previous is not None:
-                _restore(handle, previous)
+                try:
+                    _restore(handle, previous)
+                except ServerError:
+                    log.warning("ending a session whose settings could not be put back", exc_info=True)
+                    session.ended = True
+
+    def _apply(self, handle: Any, query: Query, settings: dict[str, str]) -> None:
+        check_names([*settings, *([query.database] if query.database else [])])
+        readonly = settings.pop("readonly", None)  # last: once set, it refuses further SETs
+        if query.database:
+            _call(handle, f"USE `{query.database}`")
+        if settings:
+            _call(handle, "SET " + ", ".join(f"{name} = {quote(value)}" for name, value in settings.items()))
+        if readonly is not None:
+            _call(handle, f"SET readonly = {quote(readonly)}")
 
     def _statement(self, handle: Any, query: Query) -> Result:
         statement = query.statement
         output_format = statement.output_format or query.output_format
         if statement.data_format is None:
-            return _result(
-                _call(handle, statement.sql.decode(), output_format, query.parameters), output_format
-            )
+            raw = _call(handle, _text(statement.sql), output_format, query.parameters)
+            return _result(raw, output_format, statement)
         descriptor, name = tempfile.mkstemp(dir=self.spool, suffix=".rows")
         try:
             with os.fdopen(descriptor, "wb") as rows:
                 rows.write(query.data or b"")
-            sql = statement.insert_from_file(name).decode()
-            return _result(_call(handle, sql, output_format, query.parameters), output_format, insert=True)
+            raw = _call(handle, _text(statement.insert_from_file(name)), output_format, query.parameters)
+            return _result(raw, output_format, statement)
         finally:
-            os.unlink(name)
+            with contextlib.suppress(OSError):  # the insert's outcome stands either way
+                os.unlink(name)
+
+
+def _text(sql: bytes) -> str:
+    try:
+        return sql.decode()
+    except UnicodeDecodeError:
+        raise ServerError("BAD_ARGUMENTS", "The query is not valid UTF-8") from None
 
 
 def _call(
-    handle: Any, sql: str, output_format: str = "TabSeparated", parameters: Mapping[str, str] = {}
+    handle: Any, sql: str, output_format: str = "TabSeparated", parameters: Mapping[str, str] | None = None
 ) -> Any:
     try:
-        return handle.query(sql, output_format, params=dict(parameters))
+        return handle.query(sql, output_format, params=dict(parameters or {}))
     except RuntimeError as exc:
         raise ServerError.from_engine(exc) from exc
 
 
-def _result(raw: Any, output_format: str, insert: bool = False) -> Result:
+def _result(raw: Any, output_format: str, statement: Statement) -> Result:
     body = raw.bytes()
     rows, size = str(raw.rows_read()), str(raw.bytes_read())
+    insert = statement.keyword == b"INSERT"
     summary = {
         "read_rows": "0" if insert else rows,
         "read_bytes": "0" if insert else size,
@@ -214,7 +261,7 @@ def _result(raw: Any, output_format: str, insert: bool = False) -> Result:
         "result_bytes": str(len(body)),
         "elapsed_ns": str(int(raw.elapsed() * 1e9)),
     }
-    return Result(body=body, output_format=output_format, summary=summary)
+    return Result(body=body, output_format=output_format, has_output=statement.has_result, summary=summary)
 
 
 @dataclass(frozen=True)
@@ -224,6 +271,7 @@ class _Previous:
 
 
 def _current(handle: Any, names: list[str]) -> _Previous:
+    check_names(names)
     sql = (
         "SELECT currentDatabase() AS d, groupArray((name, value, changed)) AS s"
         " FROM system.settings WHERE name IN {names:Array(String)}"
@@ -238,7 +286,7 @@ def _current(handle: Any, names: list[str]) -> _Previous:
 
 
 def _restore(handle: Any, previous: _Previous) -> None:
-    _call(handle, f"USE {previous.database}")
+    _call(handle, f"USE `{previous.database.replace('`', '``')}`")
     if previous.settings:
         values = ", ".join(
             f"{name} = {'DEFAULT' if value is None else quote(value)}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-# Codes of the errors this server raises itself, checked against the engine's own
-# errorCodeToName() in tests/test_embedded_clickhouse_errors.py.
+# Codes of the errors this server raises itself, checked against the engine's own errorCodeToName()
+# in tests/embedded_clickhouse/test_clients.py.
 CODES = {
     "UNSUPPORTED_METHOD": 1,
     "SYNTAX_ERROR": 62,
@@ -16,11 +16,12 @@ CODES = {
     "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING": 216,
     "SESSION_NOT_FOUND": 372,
     "SESSION_IS_LOCKED": 373,
-    "QUERY_IS_TOO_LARGE": 202,
+    "QUERY_IS_TOO_LARGE": 229,
+    "ACCESS_DENIED": 497,
+    "ABORTED": 236,
     "HTTP_LENGTH_REQUIRED": 381,
     "AUTHENTICATION_FAILED": 516,
     "UNKNOWN_FORMAT": 73,
-    "NOT_IMPLEMENTED": 48,
 }
 
 # The HTTP status a ClickHouse server answers for an error, by the error's name (its

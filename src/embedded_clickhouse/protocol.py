@@ -16,44 +16,82 @@ import binascii
 import gzip
 import hmac
 import json
+import logging
 import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import lz4.frame
 from backports import zstd
 
-from embedded_clickhouse.engine import MAX_SESSION_TIMEOUT, Engine, Query, Result
+from embedded_clickhouse.engine import MAX_SESSION_TIMEOUT, Engine, Query, Result, SessionRequest
 from embedded_clickhouse.errors import ServerError
 from embedded_clickhouse.statements import read_statement
+
+log = logging.getLogger("embedded_clickhouse")
 
 DISPLAY_NAME = "eventlog-embedded"
 # Parameters of the HTTP interface itself rather than settings of the query. The accepted ones a
 # server acts on and this server need not: it always answers once the query has ended
 # (wait_end_of_query), buffers whole (buffer_size), and sends Native without the protocol
 # revision's block info (client_protocol_version: clients fall back to revision 0).
-_ACCEPTED = frozenset({"wait_end_of_query", "buffer_size", "client_protocol_version"})
+_ACCEPTED = frozenset({"wait_end_of_query", "buffer_size", "client_protocol_version", "stacktrace"})
 _OWN = frozenset({"query", "database", "default_format", "query_id", "session_id", "session_timeout",
-                  "session_check", "user", "password"})  # fmt: skip
+                  "session_check", "close_session", "user", "password"})  # fmt: skip
 _UNSUPPORTED = {
     "compress": "ClickHouse's native compression of the response (compress=1): use Accept-Encoding",
     "decompress": "ClickHouse's native compression of the request (decompress=1): use Content-Encoding",
     "quota_key": "quotas",
     "role": "roles",
 }
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": gzip.decompress,
-    "deflate": zlib.decompress,
-    "zstd": zstd.decompress,
-    "lz4": lz4.frame.decompress,
+
+
+class _Unreadable(ValueError):
+    """A compressed body that ends inside a frame."""
+
+
+# One frame (a gzip member, zlib stream, zstd or lz4 frame) each; the body may hold several.
+_DECOMPRESSORS: dict[str, Callable[[], Any]] = {
+    "gzip": lambda: zlib.decompressobj(wbits=31),
+    "deflate": zlib.decompressobj,
+    "zstd": zstd.ZstdDecompressor,
+    "lz4": lz4.frame.LZ4FrameDecompressor,
 }
+
+
+def _frames(body: bytes, decompressor: Callable[[], Any], limit: int) -> bytes:
+    """Every frame of `body`, one after another, to its end, and no more than `limit` bytes of them.
+
+    A client compresses an insert block by block (clickhouse-connect: one lz4 frame each), and the
+    one-shot functions of lz4.frame and zlib stop after the first frame: the rest of the rows would
+    be dropped without an error. Raises on a body that ends inside a frame or has bytes after one.
+    """
+    out = bytearray()
+    while body:
+        frame = decompressor()
+        pending = body
+        while not frame.eof:
+            chunk = frame.decompress(pending, limit - len(out) + 1)
+            pending = getattr(frame, "unconsumed_tail", b"")  # zlib's; the others keep it inside
+            if len(out) + len(chunk) > limit:
+                raise ServerError("QUERY_IS_TOO_LARGE", f"The decompressed body is larger than {limit} bytes")
+            if not chunk and not pending and not frame.eof and getattr(frame, "needs_input", True):
+                raise _Unreadable("the body ends inside a compressed frame")
+            out += chunk
+        body = frame.unused_data
+    return bytes(out)
+
+
 _ENCODERS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": lambda body: gzip.compress(body, compresslevel=3),
     "deflate": lambda body: zlib.compress(body, 3),
     "zstd": zstd.compress,
     "lz4": lz4.frame.compress,
 }
+# Output formats chDB's Python layer turns into Python objects rather than bytes.
+_CHDB_ONLY_FORMATS = frozenset({"dataframe", "arrowtable", "datastore"})
 _CONTENT_TYPES = {
     "TabSeparated": "text/tab-separated-values; charset=UTF-8",
     "TSV": "text/tab-separated-values; charset=UTF-8",
@@ -70,12 +108,18 @@ class Credentials:
 
 
 @dataclass(frozen=True)
-class Request:
+class Head:
+    """What a request says before its body: enough to route it and check its credentials."""
+
     method: str
     path: str
     params: Mapping[str, str]
     headers: Mapping[str, str]  # names in lower case
-    body: bytes
+    has_body: bool
+
+    @property
+    def query_id(self) -> str:
+        return self.params.get("query_id") or ""
 
 
 @dataclass
@@ -85,25 +129,40 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def serve(request: Request, engine: Engine, credentials: Credentials) -> Response:
-    """Answer one request; every failure becomes a server's error response, never an exception."""
-    query_id = request.params.get("query_id") or str(uuid.uuid4())
+def answer_before_body(head: Head, credentials: Credentials, timezone: str) -> Response | None:
+    """The answer to a request that needs no body read (ping, an unknown path or method, wrong
+    credentials), or None: read the body, then `serve`. Nobody's body is read unauthenticated."""
+    if head.path == "/ping" or (head.path == "/" and "query" not in head.params and not head.has_body):
+        return Response(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
     try:
-        if request.path == "/ping" or (request.path == "/" and not _has_query(request)):
-            return Response(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
-        if request.path != "/":
+        if head.path != "/":
             raise ServerError(
-                "UNSUPPORTED_METHOD", f"There is no handle {request.path}: use / or /ping", status=404
+                "UNSUPPORTED_METHOD", f"There is no handle {head.path}: use / or /ping", status=404
             )
-        if request.method not in ("GET", "POST"):
+        if head.method not in ("GET", "POST"):
+            raise ServerError("UNSUPPORTED_METHOD", f"HTTP method {head.method} is not allowed", status=405)
+        if head.headers.get("content-type", "").startswith("multipart/"):
             raise ServerError(
-                "UNSUPPORTED_METHOD", f"HTTP method {request.method} is not allowed", status=405
+                "BAD_ARGUMENTS", "The embedded server does not read multipart bodies (external data)"
             )
-        authenticate(request, credentials)
-        result = _execute(request, engine, query_id)
+        authenticate(head, credentials)
+    except ServerError as error:
+        return error_response(error, head.query_id, timezone)
+    return None
+
+
+def serve(head: Head, body: bytes, engine: Engine) -> Response:
+    """Answer an authenticated request; every failure is a server's error response, never an exception."""
+    query_id = head.query_id or str(uuid.uuid4())
+    try:
+        result = _execute(head, body, engine, query_id)
     except ServerError as error:
         return error_response(error, query_id, engine.timezone)
-    return _result_response(request, result, query_id, engine.timezone)
+    except Exception as exc:  # a bug of ours or the engine's: an answer still, never a dropped connection
+        log.exception("query %s failed", query_id)
+        failure = ServerError("STD_EXCEPTION", f"{type(exc).__name__}: {exc}", code=1001)
+        return error_response(failure, query_id, engine.timezone)
+    return _result_response(head, result, query_id, engine.timezone)
 
 
 def error_response(error: ServerError, query_id: str, timezone: str) -> Response:
@@ -117,8 +176,8 @@ def error_response(error: ServerError, query_id: str, timezone: str) -> Response
     return Response(error.http_status, (error.text + "\n").encode(), headers)
 
 
-def authenticate(request: Request, credentials: Credentials) -> None:
-    user, password = _presented(request)
+def authenticate(head: Head, credentials: Credentials) -> None:
+    user, password = _presented(head)
     valid_user = hmac.compare_digest(user.encode(), credentials.user.encode())
     valid_password = hmac.compare_digest(password.encode(), credentials.password.encode())
     if not (valid_user and valid_password):
@@ -128,77 +187,83 @@ def authenticate(request: Request, credentials: Credentials) -> None:
         )
 
 
-def _presented(request: Request) -> tuple[str, str]:
-    authorization = request.headers.get("authorization", "")
+def _presented(head: Head) -> tuple[str, str]:
+    authorization = head.headers.get("authorization", "")
     if authorization.lower().startswith("basic "):
         try:
             user, _, password = base64.b64decode(authorization[6:], validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise ServerError("AUTHENTICATION_FAILED", "Malformed basic authorization header") from None
         return user, password
-    if "x-clickhouse-user" in request.headers:
-        return request.headers["x-clickhouse-user"], request.headers.get("x-clickhouse-key", "")
-    return request.params.get("user", "default"), request.params.get("password", "")
+    if "x-clickhouse-user" in head.headers:
+        return head.headers["x-clickhouse-user"], head.headers.get("x-clickhouse-key", "")
+    return head.params.get("user", "default"), head.params.get("password", "")
 
 
-def _has_query(request: Request) -> bool:
-    return "query" in request.params or bool(request.body)
-
-
-def _execute(request: Request, engine: Engine, query_id: str) -> Result:
-    params = request.params
+def _execute(head: Head, body: bytes, engine: Engine, query_id: str) -> Result:
+    params = head.params
     for name, feature in _UNSUPPORTED.items():
         if params.get(name, "0") not in ("", "0"):
             raise ServerError("BAD_ARGUMENTS", f"The embedded server does not support {feature}")
     settings = {key: value for key, value in params.items()
                 if key not in _OWN and key not in _ACCEPTED and key not in _UNSUPPORTED
                 and not key.startswith("param_")}  # fmt: skip
-    if request.method == "GET" and settings.get("readonly", "0") == "0":
+    if head.method == "GET" and settings.get("readonly", "0") == "0":
         settings["readonly"] = "2"  # as on a server: GET only reads (and may change settings)
-    query = _query(request, query_id, settings)
-    session_id = params.get("session_id") or None
-    timeout = _session_timeout(params.get("session_timeout"))
-    return engine.execute(query, session_id, timeout, params.get("session_check", "0") == "1")
+    query = _query(head, _decoded_body(head, body, engine.max_body_bytes), query_id, settings, engine.formats)
+    session = None
+    if params.get("session_id"):
+        session = SessionRequest(
+            session_id=params["session_id"],
+            timeout=_session_timeout(params.get("session_timeout")),
+            check=params.get("session_check", "0") == "1",
+            close=params.get("close_session", "0") == "1",
+        )
+    return engine.execute(query, session)
 
 
-def _query(request: Request, query_id: str, settings: dict[str, str]) -> Query:
-    body = _decoded_body(request)
-    head = request.params.get("query", "").encode()
-    text = head + b"\n" + body if head else body
+def _query(
+    head: Head, body: bytes, query_id: str, settings: dict[str, str], formats: frozenset[str]
+) -> Query:
+    """A server reads the `query` parameter and the body as one text, joined by a line break."""
+    query_param = head.params.get("query", "").encode()
+    text = query_param + b"\n" + body if query_param else body
     if not text.strip():
         raise ServerError("SYNTAX_ERROR", "Empty query")
-    if head:  # an INSERT in the URL reads the whole body as its rows, without joining them
-        statement = read_statement(head)
-        data = body if statement.data_format else None
-        if statement.data_format is None and body:
-            statement = read_statement(text)
-            data = text[statement.data_offset :] if statement.data_format else None
-    else:
-        statement = read_statement(text)
-        data = text[statement.data_offset :] if statement.data_format else None
+    statement = read_statement(text, formats)
+    output_format = head.params.get("default_format") or "TabSeparated"
+    if (
+        output_format.lower() in _CHDB_ONLY_FORMATS
+        or (statement.output_format or "").lower() in _CHDB_ONLY_FORMATS
+    ):
+        raise ServerError(
+            "UNKNOWN_FORMAT", "Unknown output format: DataFrame, ArrowTable and DataStore are chDB's"
+        )
     return Query(
         statement=statement,
-        data=data,
-        output_format=request.params.get("default_format") or "TabSeparated",
-        database=request.params.get("database") or request.headers.get("x-clickhouse-database") or None,
+        data=text[statement.data_offset :] if statement.data_format else None,
+        output_format=output_format,
+        database=head.params.get("database") or head.headers.get("x-clickhouse-database") or None,
         settings=settings,
-        parameters={key[6:]: value for key, value in request.params.items() if key.startswith("param_")},
+        parameters={key[6:]: value for key, value in head.params.items() if key.startswith("param_")},
         query_id=query_id,
     )
 
 
-def _decoded_body(request: Request) -> bytes:
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+def _decoded_body(head: Head, body: bytes, limit: int) -> bytes:
+    encoding = head.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
-        return request.body
-    decoder = _DECODERS.get(encoding)
-    if decoder is None:
+        return body
+    decompressor = _DECOMPRESSORS.get(encoding)
+    if decompressor is None:
         raise ServerError(
             "BAD_ARGUMENTS", f"Unsupported Content-Encoding {encoding!r}: gzip, deflate, zstd or lz4"
         )
     try:
-        return decoder(request.body)
-    except Exception as exc:  # each decoder has its own error type; all mean an unreadable body
+        return _frames(body, decompressor, limit)
+    except ServerError:
+        raise
+    except Exception as exc:  # each decompressor has its own error type; all mean an unreadable body
         # A server answers 500; but the body is the client's, and nothing was run.
         raise ServerError(
             "CANNOT_DECOMPRESS", f"Cannot decompress the {encoding} request body: {exc}", status=400
@@ -217,27 +282,29 @@ def _session_timeout(raw: str | None) -> float | None:
     return timeout
 
 
-def _result_response(request: Request, result: Result, query_id: str, timezone: str) -> Response:
+def _result_response(head: Head, result: Result, query_id: str, timezone: str) -> Response:
     headers = {
-        "Content-Type": _CONTENT_TYPES.get(result.output_format, "application/octet-stream"),
+        "Content-Type": "text/plain; charset=UTF-8",
         "X-ClickHouse-Query-Id": query_id,
-        "X-ClickHouse-Format": result.output_format,
         "X-ClickHouse-Timezone": timezone,
         "X-ClickHouse-Server-Display-Name": DISPLAY_NAME,
         "X-ClickHouse-Summary": json.dumps(result.summary, separators=(",", ":")),
     }
+    if result.has_output:  # as a server: only a statement with a result names its format
+        headers["Content-Type"] = _CONTENT_TYPES.get(result.output_format, "application/octet-stream")
+        headers["X-ClickHouse-Format"] = result.output_format
     body = result.body
-    encoding = _response_encoding(request)
+    encoding = _response_encoding(head)
     if encoding and body:
         body = _ENCODERS[encoding](body)
         headers["Content-Encoding"] = encoding
     return Response(200, body, headers)
 
 
-def _response_encoding(request: Request) -> str | None:
-    if request.params.get("enable_http_compression", "0") not in ("1", "true"):
+def _response_encoding(head: Head) -> str | None:
+    if head.params.get("enable_http_compression", "0") not in ("1", "true"):
         return None
-    for part in request.headers.get("accept-encoding", "").split(","):
+    for part in head.headers.get("accept-encoding", "").split(","):
         name = part.split(";")[0].strip().lower()
         if name in _ENCODERS:
             return name

@@ -8,9 +8,12 @@ process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
@@ -20,9 +23,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 from embedded_clickhouse.engine import Engine
 from embedded_clickhouse.errors import ServerError
-from embedded_clickhouse.protocol import Credentials, Request, Response, error_response, serve
+from embedded_clickhouse.protocol import (
+    Credentials,
+    Head,
+    Response,
+    answer_before_body,
+    error_response,
+    serve,
+)
 
 log = logging.getLogger("embedded_clickhouse")
+_DIGITS = re.compile(rb"[0-9]+".decode())
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +44,7 @@ class ServerConfig:
     credentials: Credentials
     data_path: Path
     engine_options: dict[str, Any]
-    max_body_bytes: int = 1 << 30
+    max_body_bytes: int = 256 << 20  # a request's body, and the same decompressed
 
 
 class EmbeddedServer(ThreadingHTTPServer):
@@ -42,12 +54,31 @@ class EmbeddedServer(ThreadingHTTPServer):
     def __init__(self, config: ServerConfig, engine: Engine) -> None:
         self.config = config
         self.engine = engine
+        self.closing = False  # set on SIGTERM: requests still arriving are refused
+        self._requests = 0
+        self._idle = threading.Condition()
         super().__init__((config.host, config.port), _Handler)
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        with self._idle:
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._requests -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, seconds: float) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._requests == 0, timeout=seconds)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections, as with a server
     default_request_version = "HTTP/1.0"  # even a request that is not HTTP gets a status line
+    timeout = 300  # seconds a connection may stay silent, mid-body or idle between requests
     server: EmbeddedServer
 
     def do_GET(self) -> None:
@@ -59,28 +90,41 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_POST  # answered as a server answers them: not allowed
 
     def _serve(self) -> None:
+        with self.server.request():
+            self._send(*self._answer())
+
+    def _answer(self) -> tuple[Response, bool]:
+        """The response, and whether the connection must close after it (a body left unread)."""
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
         headers = {name.lower(): value for name, value in self.headers.items()}
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        has_body = chunked or headers.get("content-length", "0") not in ("", "0")
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        head = Head(self.command, url.path, params, headers, has_body)
+        timezone = self.server.engine.timezone
+        if self.server.closing:
+            shutting_down = ServerError("ABORTED", "The server is shutting down", status=503)
+            return error_response(shutting_down, head.query_id, timezone), True
+        early = answer_before_body(head, self.server.config.credentials, timezone)
+        if early is not None:
+            return early, has_body
         try:
             body = read_body(self.rfile, headers, self.server.config.max_body_bytes)
         except ServerError as error:
-            self.close_connection = True  # the rest of an unread body must not be taken for a request
-            self._send(error_response(error, params.get("query_id", ""), self.server.engine.timezone))
-            return
-        request = Request(self.command, url.path, params, headers, body)
-        response = serve(request, self.server.engine, self.server.config.credentials)
+            return error_response(error, head.query_id, timezone), True
+        response = serve(head, body, self.server.engine)
         if response.status >= 500:
-            log.warning(
-                "%s %s: %s", self.command, url.path, response.body[:500].decode(errors="replace").strip()
-            )
-        self._send(response)
+            log.warning("%s: %s", url.path, response.body[:500].decode(errors="replace").strip())
+        return response, False
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response, close: bool = False) -> None:
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(response.body)
 
@@ -95,7 +139,7 @@ def read_body(stream: BufferedIOBase, headers: dict[str, str], limit: int) -> by
     raw = headers.get("content-length")
     if raw is None:
         return b""
-    if not raw.isdigit():
+    if not _DIGITS.fullmatch(raw):
         raise ServerError("BAD_ARGUMENTS", f"Invalid Content-Length {raw!r}")
     if int(raw) > limit:
         raise ServerError("QUERY_IS_TOO_LARGE", f"Request body of {raw} bytes is larger than {limit} bytes")
@@ -110,10 +154,10 @@ def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
     total = 0
     while True:
         line = stream.readline(1024)
-        try:
-            size = int(line.split(b";")[0].strip(), 16)
-        except ValueError:
-            raise ServerError("BAD_ARGUMENTS", f"Malformed chunk size line {line[:40]!r}") from None
+        size_field = line.split(b";")[0].strip()
+        if not _HEX.fullmatch(size_field):
+            raise ServerError("BAD_ARGUMENTS", f"Malformed chunk size line {line[:40]!r}")
+        size = int(size_field, 16)
         if size == 0:
             while stream.readline(1024).strip():  # trailers, then the empty line
                 pass
@@ -130,10 +174,11 @@ def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
 def run(config: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then let the queries in flight finish and close the engine."""
     spool = config.data_path.parent / f"{config.data_path.name}-spool"
-    engine = Engine(config.data_path, config.engine_options, spool)
+    engine = Engine(config.data_path, config.engine_options, spool, config.max_body_bytes)
     server = EmbeddedServer(config, engine)
 
     def stop(signum: int, frame: object) -> None:
+        server.closing = True
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -143,4 +188,5 @@ def run(config: ServerConfig) -> None:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        server.wait_idle(30.0)
         engine.close()

@@ -1,11 +1,13 @@
 """Reading just enough SQL to serve it the way a ClickHouse server does.
 
-A server parses the query itself; this process hands the text to the engine, but first must know
-three things about it: whether it is an `INSERT ... FORMAT <name>` whose data follows in the body
+A server parses the query itself; this process hands the text to the engine, but first must know a
+few things about it: whether it is an `INSERT ... FORMAT <name>` whose data follows in the body
 (the engine reads that data from a file instead, `FROM INFILE`), which format a result comes in
-(for `X-ClickHouse-Format`), and that it is one statement (the engine would run several; a server
-refuses them). A small tokenizer over bytes finds those at the top level of the statement, outside
-strings, quoted names, comments and brackets, and never reads an insert's data.
+(for `X-ClickHouse-Format`), that it is one statement (the engine would run several; a server
+refuses them), and that it touches no file or program of this machine (the engine, in chDB's local
+mode, would read and write any path the process may; a server refuses `INFILE`/`OUTFILE` over HTTP
+and confines `file()` to its user files). A small tokenizer over bytes finds those outside strings,
+quoted names and comments, and never reads an insert's data.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ _TOKEN = re.compile(
 )
 
 
+# Table functions, engines and dictionary sources that reach the machine's files or programs.
+_LOCAL_ACCESS = frozenset(
+    {b"FILE", b"FILECLUSTER", b"FILESYSTEM", b"EXECUTABLE", b"EXECUTABLEPOOL", b"PYTHON"}
+)
+_FILE_CLAUSES = frozenset({b"INFILE", b"OUTFILE"})
+# After one of these at the top level, an INSERT's FORMAT would be a SELECT's, not its rows'.
+_NOT_ROWS = frozenset({b"SELECT", b"WITH", b"VALUES"})
+# Statements a server answers with a result (and its X-ClickHouse-Format).
+_WITH_RESULT = frozenset({b"SELECT", b"WITH", b"SHOW", b"DESCRIBE", b"DESC", b"EXISTS", b"EXPLAIN", b"CHECK"})
+
+
 @dataclass(frozen=True)
 class Statement:
     """One statement, as far as this server needs to know it.
@@ -37,10 +50,15 @@ class Statement:
     """
 
     sql: bytes
+    keyword: bytes  # the first word, upper case: SELECT, INSERT, ...
     output_format: str | None  # a query's trailing FORMAT clause
     data_format: str | None = None
     data_offset: int = 0
     clause_offset: int = 0
+
+    @property
+    def has_result(self) -> bool:
+        return self.keyword in _WITH_RESULT or self.output_format is not None
 
     def insert_from_file(self, path: str) -> bytes:
         """The INSERT, reading its rows from the file at `path` instead of from the request."""
@@ -56,12 +74,15 @@ class _Word:
     end: int
 
 
-def read_statement(text: bytes) -> Statement:
+def read_statement(text: bytes, formats: frozenset[str] = frozenset()) -> Statement:
     """Find the statement at the start of `text`; for an INSERT with FORMAT, stop at the format's
-    name and leave what follows (the rows) unread. Raises ServerError for several statements."""
+    name and leave what follows (the rows) unread. `formats`: the engine's format names (a FORMAT
+    followed by anything else is a column or an alias). Raises ServerError for several statements
+    and for access to the machine's files or programs."""
     words: list[_Word] = []  # top-level words, in order
     depth = 0
     end: int | None = None  # where a `;` ended the statement
+    previous = b""  # the last word at any depth, upper case, until the next token
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup
         if kind in ("space", "comment"):
@@ -69,19 +90,44 @@ def read_statement(text: bytes) -> Statement:
         if end is not None:
             raise ServerError("SYNTAX_ERROR", "Multi-statements are not allowed")
         if kind == "open":
+            _check_access(previous)
             depth += 1
         elif kind == "close":
             depth = max(0, depth - 1)
         elif kind == "end" and depth == 0:
             end = match.start()
-        elif kind == "word" and depth == 0:
-            words.append(_Word(match.group().upper(), match.start(), match.end()))
-            if len(words) >= 3 and words[0].upper == b"INSERT" and words[-2].upper == b"FORMAT":
+        previous = match.group().upper() if kind == "word" else b""
+        if kind == "word" and depth == 0:
+            if previous in _FILE_CLAUSES:
+                raise ServerError("ACCESS_DENIED", f"{previous.decode()} is not allowed over HTTP")
+            words.append(_Word(previous, match.start(), match.end()))
+            if _ends_insert_format(text, words, formats):
                 return _insert(text, words)
     sql = text[:end] if end is not None else text
-    trailing = len(words) >= 2 and words[-2].upper == b"FORMAT"
-    output_format = text[words[-1].start : words[-1].end].decode() if trailing else None
-    return Statement(sql=sql.rstrip(), output_format=output_format)
+    trailing = len(words) >= 2 and words[-2].upper == b"FORMAT" and _is_format(text, words[-1], formats)
+    return Statement(
+        sql=sql.rstrip(),
+        keyword=words[0].upper if words else b"",
+        output_format=text[words[-1].start : words[-1].end].decode() if trailing else None,
+    )
+
+
+def _check_access(word: bytes) -> None:
+    if word in _LOCAL_ACCESS:
+        raise ServerError(
+            "ACCESS_DENIED", f"{word.decode().lower()}() reaches this machine's files or programs"
+        )
+
+
+def _is_format(text: bytes, word: _Word, formats: frozenset[str]) -> bool:
+    return not formats or text[word.start : word.end].decode(errors="replace") in formats
+
+
+def _ends_insert_format(text: bytes, words: list[_Word], formats: frozenset[str]) -> bool:
+    """INSERT ... FORMAT name, with no SELECT, WITH or VALUES before the FORMAT."""
+    if len(words) < 3 or words[0].upper != b"INSERT" or words[-2].upper != b"FORMAT":
+        return False
+    return not any(word.upper in _NOT_ROWS for word in words[1:-2]) and _is_format(text, words[-1], formats)
 
 
 def _insert(text: bytes, words: list[_Word]) -> Statement:
@@ -94,6 +140,7 @@ def _insert(text: bytes, words: list[_Word]) -> Statement:
     settings = [word.start for word in words[1:-2] if word.upper == b"SETTINGS"]
     return Statement(
         sql=text[: name.end],
+        keyword=b"INSERT",
         output_format=None,
         data_format=text[name.start : name.end].decode(),
         data_offset=data,

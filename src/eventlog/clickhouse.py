@@ -19,7 +19,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
-from eventlog.errors import ClickHouseRejected, ClickHouseUnavailable
+from eventlog.errors import ClickHouseError, ClickHouseRejected, ClickHouseUnavailable
 from eventlog.metrics import CLICKHOUSE_INSERT_DURATION
 
 TABLE = "event_log"
@@ -183,8 +183,10 @@ _INSERT_QUERIES = "SELECT value FROM system.events WHERE event = 'InsertQuery'"
 class EventLogWriter:
     """Writes batches into event_log, one client per thread (clients are not thread-safe).
 
-    The schema is ensured once per writer, before its first batch. `opener` makes each thread's
-    client (default: `connect`); the benchmark passes clickhouse-connect's in-process chDB backend.
+    The schema is ensured once per writer, before its first batch. `ping` and `event_log_stats`
+    share one more client, one call at a time, and change nothing: they serve `/readyz` and the
+    metrics scrape, whose threads come and go. `opener` makes every client (default: `connect`);
+    the benchmark passes clickhouse-connect's in-process chDB backend.
     """
 
     def __init__(
@@ -201,6 +203,8 @@ class EventLogWriter:
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_ready = False
+        self._reader: Client | None = None
+        self._reader_lock = threading.Lock()
 
     def client(self) -> Client:
         client: Client | None = getattr(self._local, "client", None)
@@ -258,17 +262,31 @@ class EventLogWriter:
                 fmt="CSV",
             )
 
+    @contextmanager
+    def _reading(self) -> Iterator[Client]:
+        """The shared reading client, for this caller alone; a failed call drops it (its
+        connection may be half-used), and the next call connects anew."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.opener(self.url, self.options)
+            try:
+                with translated_errors():
+                    yield self._reader
+            except ClickHouseError:
+                self._reader.close()
+                self._reader = None
+                raise
+
     def ping(self) -> None:
-        """Return when ClickHouse answers a query; raise ClickHouseUnavailable otherwise."""
-        client = self.client()
-        with translated_errors():
+        """Return when ClickHouse answers a query on the URL's database; raise ClickHouseUnavailable
+        otherwise. Runs no DDL."""
+        with self._reading() as client:
             client.command("SELECT 1")
 
     def event_log_stats(self) -> EventLogStats:
         """event_log's parts, rows and bytes, and the inserts run so far, from ClickHouse's system
         tables. Raises ClickHouseUnavailable (or ClickHouseRejected) when it cannot read them."""
-        client = self.client()
-        with translated_errors():
+        with self._reading() as client:
             table = self.options.insert_table()
             parts = client.query(_PARTS, parameters={"database": self.database, "table": table}).result_rows
             inserts = client.query(_INSERT_QUERIES).result_rows
@@ -280,7 +298,12 @@ class EventLogWriter:
         )
 
     def close(self) -> None:
+        """Close this thread's client and the shared reading one."""
         client: Client | None = getattr(self._local, "client", None)
         if client is not None:
             client.close()
             self._local.client = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None

@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from embedded_clickhouse import ALLOCATOR, ENGINE_OPTIONS
+from embedded_clickhouse.errors import CODES
 from eventlog.clickhouse import translated_errors
 from eventlog.errors import ClickHouseRejected, ClickHouseUnavailable
 from tests.processes import SRC, clickhouse_url, kill, process_env, start_clickhouse
@@ -61,6 +62,15 @@ def test_native_inserts_and_reads_round_trip_with_each_compression(table: str, c
     read = connected.query(f"SELECT id, at, note FROM {table} ORDER BY note").result_rows
     assert sorted((r[0], r[2]) for r in read) == sorted((r[0], r[2]) for r in written)
     assert {r[1] for r in read} == {datetime(2026, 12, 1, 8, 0, 0, 123456)}
+
+
+@pytest.mark.parametrize("compress", [True, "zstd", "gzip", False])
+def test_an_insert_of_many_blocks_lands_whole(table: str, compress: object) -> None:
+    """clickhouse-connect sends a large insert as several Native blocks, each compressed alone."""
+    connected = client(compress=compress)
+    written = rows(150_000)
+    connected.insert(table, written, column_names=["id", "at", "note"])
+    assert connected.command(f"SELECT count(), uniqExact(id) FROM {table}") == ["150000", "150000"]
 
 
 def test_a_repeated_insert_with_its_token_lands_once(table: str) -> None:
@@ -182,3 +192,15 @@ def test_sigterm_lets_the_query_in_flight_finish_then_stops_the_server(tmp_path:
         assert server.wait(timeout=30) == 0
     finally:
         kill(server)
+
+
+def test_the_servers_own_error_codes_are_the_engines() -> None:
+    names = (
+        client()
+        .query(
+            "SELECT number, errorCodeToName(number) FROM numbers(2000) WHERE number IN {codes:Array(UInt32)}",
+            parameters={"codes": sorted(CODES.values())},
+        )
+        .result_rows
+    )
+    assert {name: code for code, name in names} == CODES

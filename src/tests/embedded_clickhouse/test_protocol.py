@@ -206,6 +206,31 @@ def test_compressed_request_bodies_are_read_and_responses_compressed_on_request(
     assert "content-encoding" not in plain  # a server compresses only with enable_http_compression=1
 
 
+@pytest.mark.parametrize("encoding", sorted(ENCODERS))
+def test_a_body_of_many_compressed_frames_is_read_to_its_last_frame(table: str, encoding: str) -> None:
+    """clickhouse-connect compresses an insert block by block: one frame (or stream) each."""
+    frames = b"".join(ENCODERS[encoding](f"{i},x\n".encode() * 1000) for i in range(5))
+    status, _, body = request(
+        {"query": f"INSERT INTO {table} FORMAT CSV"}, frames, {"Content-Encoding": encoding}
+    )
+    assert status == 200, body
+    assert sql(f"SELECT count() FROM {table}") == b"5000\n"
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODERS))
+@pytest.mark.parametrize("damage", ["truncated", "padded"])
+def test_a_truncated_or_padded_compressed_body_is_refused_and_stores_nothing(
+    table: str, encoding: str, damage: str
+) -> None:
+    whole = ENCODERS[encoding](b"1,a\n" * 1000)
+    body = whole[:-5] if damage == "truncated" else whole + b"junk"
+    status, headers, _ = request(
+        {"query": f"INSERT INTO {table} FORMAT CSV"}, body, {"Content-Encoding": encoding}
+    )
+    assert (status, headers["x-clickhouse-exception-code"]) == (400, "271")  # CANNOT_DECOMPRESS
+    assert sql(f"SELECT count() FROM {table}") == b"0\n"
+
+
 def session(session_id: str, query: str, **params: str) -> tuple[int, dict[str, str], bytes]:
     return request({"query": query, "session_id": session_id, **params}, method="POST")
 
@@ -288,11 +313,14 @@ def test_unknown_paths_and_methods_are_refused() -> None:
 
 
 def test_malformed_http_bodies_are_refused_and_the_server_keeps_serving() -> None:
-    host, port, _, _ = server()
+    host, port, user, password = server()
+    auth = b"Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()) + b"\r\n"
+    start = b"POST /?query=INSERT+INTO+protocol.t+FORMAT+CSV HTTP/1.1\r\nHost: x\r\n" + auth
     for raw in (
-        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n",
+        start + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+        start + b"Transfer-Encoding: chunked\r\n\r\n-1\r\n",
+        start + b"Content-Length: ten\r\n\r\n",
+        start + b"Content-Length: 99999999999999\r\n\r\n",
         b"\x16\x03\x01garbage that is not HTTP\r\n\r\n",
     ):
         connection = http.client.HTTPConnection(host, port, timeout=10)
@@ -327,3 +355,87 @@ def test_curl_with_the_credentials_in_the_url_reads_event_log_as_from_a_server(
         ["curl", "-sS", "--fail-with-body", url], capture_output=True, text=True, check=True
     )
     assert answer.stdout.strip().isdigit()
+
+
+def test_rows_in_the_query_parameter_are_joined_to_the_body_as_on_a_server(table: str) -> None:
+    assert request({"query": f"INSERT INTO {table} FORMAT CSV\n3,c"}, b"4,d\n")[0] == 200  # joined by \\n
+    assert request({"query": f"INSERT INTO {table} FORMAT Values (5, 'e')"}, method="POST")[0] == 200
+    assert sql(f"SELECT a FROM {table} ORDER BY a FORMAT CSV") == b"3\n4\n5\n"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["SELECT * FROM file('/etc/passwd', 'LineAsString')", "SELECT 1 INTO OUTFILE '/tmp/eventlog-x'"],
+)
+def test_the_servers_own_files_are_out_of_reach(query: str) -> None:
+    status, headers, body = request({"query": query}, method="POST")
+    assert (status, headers["x-clickhouse-exception-code"]) == (403, "497"), body
+
+
+def test_an_unauthenticated_body_is_never_read() -> None:
+    host, port, _, _ = server()
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.putrequest("POST", "/?query=INSERT+INTO+t+FORMAT+CSV")
+    connection.putheader("Content-Length", str(1 << 30))  # a gigabyte announced, none sent
+    connection.endheaders()
+    response = connection.getresponse()  # answered at once, without waiting for the body
+    assert (response.status, response.getheader("X-ClickHouse-Exception-Code")) == (403, "516")
+    assert response.getheader("Connection") == "close"
+    connection.close()
+
+
+def test_a_body_that_decompresses_beyond_the_limit_is_refused() -> None:
+    bomb = zstd.compress(b"\0" * (300 << 20))  # 300 MiB of zeros in about 10 KiB
+    status, headers, _ = request({"query": "INSERT INTO protocol.t FORMAT RowBinary"}, bomb,
+                                 {"Content-Encoding": "zstd"})  # fmt: skip
+    assert (status, headers["x-clickhouse-exception-code"]) == (413, "229")
+
+
+def test_inserts_are_synchronous_by_default_with_or_without_a_session() -> None:
+    assert sql("SELECT getSetting('async_insert')") == b"false\n"
+    assert session("s-async", "SELECT getSetting('async_insert')")[2] == b"false\n"
+
+
+def test_a_failed_statement_in_a_session_leaves_its_settings_behind_it() -> None:
+    failed = session("s-leak", "SELECT 1", database="no_such_database", insert_deduplication_token="t")
+    assert failed[1]["x-clickhouse-exception-code"] == "81"
+    after = session("s-leak", "SELECT getSetting('insert_deduplication_token'), currentDatabase()")
+    assert after[2] == b"\tdefault\n"
+
+
+def test_close_session_ends_the_session_after_the_request() -> None:
+    assert session("s-close", "CREATE TEMPORARY TABLE gone (x UInt8)", close_session="1")[0] == 200
+    assert session("s-close", "SELECT 1", session_check="1")[1]["x-clickhouse-exception-code"] == "372"
+
+
+def test_only_a_statement_with_a_result_names_its_format(table: str) -> None:
+    assert (
+        "x-clickhouse-format"
+        not in request({"query": f"INSERT INTO {table} VALUES (1, 'a')"}, method="POST")[1]
+    )
+    assert request({"query": "SELECT 1"}, method="POST")[1]["x-clickhouse-format"] == "TabSeparated"
+
+
+@pytest.mark.parametrize(
+    ("params", "body", "headers", "code"),
+    [
+        ({"query": "SELECT 1 FORMAT DataFrame"}, None, {}, "73"),
+        ({}, b"SELECT '\xff'", {}, "36"),
+        ({}, b"--x\r\n", {"Content-Type": "multipart/form-data; boundary=x"}, "36"),
+    ],
+)
+def test_what_only_chdb_or_no_server_would_take_is_refused(
+    params: dict[str, str], body: bytes | None, headers: dict[str, str], code: str
+) -> None:
+    answer = request(params, body, headers, method="POST")
+    assert answer[1]["x-clickhouse-exception-code"] == code, answer[2]
+    assert 400 <= answer[0] < 500
+
+
+def test_a_session_whose_settings_cannot_be_put_back_keeps_its_answer_and_ends() -> None:
+    sql("CREATE DATABASE IF NOT EXISTS vanishing")
+    assert session("s-vanish", "USE vanishing")[0] == 200
+    sql("DROP DATABASE vanishing")  # from another session: this one's database is gone
+    answer = session("s-vanish", "SELECT 7", database="default", max_threads="1")
+    assert answer[::2] == (200, b"7\n")  # the statement's own outcome stands
+    assert session("s-vanish", "SELECT 1", session_check="1")[1]["x-clickhouse-exception-code"] == "372"

@@ -47,3 +47,38 @@ def test_several_statements_are_refused_as_a_server_refuses_them(text: bytes) ->
 
 def test_one_trailing_semicolon_ends_the_statement() -> None:
     assert read_statement(b"SELECT 1;  \n").sql == b"SELECT 1"
+
+
+FORMATS = frozenset({"CSV", "JSON", "Native", "TabSeparated"})
+
+
+def test_a_column_named_format_is_neither_an_inserts_rows_nor_a_result_format() -> None:
+    select = read_statement(b"INSERT INTO t SELECT format, x FROM s FORMAT CSV", FORMATS)
+    assert select.data_format is None
+    ordered = read_statement(b"SELECT format FROM t ORDER BY format DESC", FORMATS)
+    assert ordered.output_format is None
+    assert read_statement(b"SELECT 1 FORMAT JSON", FORMATS).output_format == "JSON"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"SELECT * FROM file('/etc/passwd', 'CSV')",
+        b"SELECT 1 INTO OUTFILE '/tmp/x'",
+        b"INSERT INTO t FROM INFILE '/etc/passwd' FORMAT CSV",
+        b"INSERT INTO FUNCTION file('/srv/x.csv', 'CSV') SELECT 1",
+        b"CREATE TABLE t (x String) ENGINE = File(CSV, '/etc/passwd')",
+        b"SELECT * FROM executable('sh -c id', 'TSV', 'x String')",
+        b"SELECT * FROM numbers((SELECT count() FROM Python('os')))",
+    ],
+)
+def test_statements_reaching_the_servers_files_or_programs_are_refused(text: bytes) -> None:
+    with pytest.raises(ServerError) as raised:
+        read_statement(text, FORMATS)
+    assert (raised.value.name, raised.value.http_status) == ("ACCESS_DENIED", 403)
+
+
+def test_a_statement_says_whether_it_answers_with_a_result() -> None:
+    assert read_statement(b"SELECT 1").has_result
+    assert not read_statement(b"CREATE TABLE t (x UInt8) ENGINE = Memory").has_result
+    assert not read_statement(b"INSERT INTO t VALUES (1)").has_result
