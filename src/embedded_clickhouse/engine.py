@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import chdb
 
@@ -41,7 +41,7 @@ class Query:
     """One request's statement, ready for the engine."""
 
     statement: Statement
-    data: bytes | None  # an INSERT's rows (already decompressed)
+    rows: memoryview | Path | None  # an INSERT's rows, decoded: in memory, or in a spool file
     output_format: str  # when the statement names none
     database: str | None
     settings: Mapping[str, str]
@@ -90,13 +90,12 @@ class Engine:
     """chDB on `path`, shared by every request of this process; `options` are the engine's own
     start-up settings (`background_pool_size`, ...)."""
 
-    def __init__(self, path: Path, options: Mapping[str, Any], spool: Path, max_body_bytes: int) -> None:
+    def __init__(self, path: Path, options: Mapping[str, Any], spool: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         spool.mkdir(parents=True, exist_ok=True)
         arguments = "&".join(f"{key}={value}" for key, value in options.items())
         self.address = f"{path}?{arguments}" if arguments else str(path)
         self.spool = spool  # where an insert's rows wait for the engine to read them
-        self.max_body_bytes = max_body_bytes  # a request's body, decompressed too
         self._root = chdb.connect(self.address)  # holds the engine open for the process's life
         self._sessions: dict[str, _Session] = {}
         self._running: set[str] = set()
@@ -220,12 +219,24 @@ class Engine:
         if statement.data_format is None:
             raw = _call(handle, _text(statement.sql), output_format, query.parameters)
             return _result(raw, output_format, statement)
+        if isinstance(query.rows, Path):
+            raw = _call(
+                handle, _text(statement.insert_from_file(str(query.rows))), output_format, query.parameters
+            )
+            return _result(raw, output_format, statement)
+        with self.spool_file() as (path, rows):
+            rows.write(query.rows or b"")
+            rows.close()
+            raw = _call(handle, _text(statement.insert_from_file(str(path))), output_format, query.parameters)
+            return _result(raw, output_format, statement)
+
+    @contextlib.contextmanager
+    def spool_file(self) -> Iterator[tuple[Path, BinaryIO]]:
+        """A new file for an insert's rows, open for writing; removed afterwards."""
         descriptor, name = tempfile.mkstemp(dir=self.spool, suffix=".rows")
         try:
             with os.fdopen(descriptor, "wb") as rows:
-                rows.write(query.data or b"")
-            raw = _call(handle, _text(statement.insert_from_file(name)), output_format, query.parameters)
-            return _result(raw, output_format, statement)
+                yield Path(name), rows
         finally:
             with contextlib.suppress(OSError):  # the insert's outcome stands either way
                 os.unlink(name)

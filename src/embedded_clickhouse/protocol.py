@@ -5,8 +5,8 @@ URL parameter, the body, or the start in one and the rest in the other (joined b
 `database`, `default_format`, `query_id`, `session_id` (with `session_timeout`, `session_check`),
 `param_<name>` query parameters, and every other URL parameter as a setting of the query. The
 credentials come from basic auth, `X-ClickHouse-User`/`X-ClickHouse-Key` or `user`/`password`.
-A body may be compressed (`Content-Encoding`: gzip, deflate, zstd, lz4), and a response is, in the
-client's preferred of those, when `enable_http_compression=1` asks for it.
+A body may be compressed (`Content-Encoding`, bodies.py), and a response is, in the client's
+preferred of gzip, deflate, zstd and lz4, when `enable_http_compression=1` asks for it.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import lz4.frame
 from backports import zstd
 
 from embedded_clickhouse.engine import MAX_SESSION_TIMEOUT, Engine, Query, Result, SessionRequest
 from embedded_clickhouse.errors import ServerError
-from embedded_clickhouse.statements import read_statement
+from embedded_clickhouse.statements import Statement, read_statement
 
 log = logging.getLogger("embedded_clickhouse")
 
@@ -46,42 +46,6 @@ _UNSUPPORTED = {
     "quota_key": "quotas",
     "role": "roles",
 }
-
-
-class _Unreadable(ValueError):
-    """A compressed body that ends inside a frame."""
-
-
-# One frame (a gzip member, zlib stream, zstd or lz4 frame) each; the body may hold several.
-_DECOMPRESSORS: dict[str, Callable[[], Any]] = {
-    "gzip": lambda: zlib.decompressobj(wbits=31),
-    "deflate": zlib.decompressobj,
-    "zstd": zstd.ZstdDecompressor,
-    "lz4": lz4.frame.LZ4FrameDecompressor,
-}
-
-
-def _frames(body: bytes, decompressor: Callable[[], Any], limit: int) -> bytes:
-    """Every frame of `body`, one after another, to its end, and no more than `limit` bytes of them.
-
-    A client compresses an insert block by block (clickhouse-connect: one lz4 frame each), and the
-    one-shot functions of lz4.frame and zlib stop after the first frame: the rest of the rows would
-    be dropped without an error. Raises on a body that ends inside a frame or has bytes after one.
-    """
-    out = bytearray()
-    while body:
-        frame = decompressor()
-        pending = body
-        while not frame.eof:
-            chunk = frame.decompress(pending, limit - len(out) + 1)
-            pending = getattr(frame, "unconsumed_tail", b"")  # zlib's; the others keep it inside
-            if len(out) + len(chunk) > limit:
-                raise ServerError("QUERY_IS_TOO_LARGE", f"The decompressed body is larger than {limit} bytes")
-            if not chunk and not pending and not frame.eof and getattr(frame, "needs_input", True):
-                raise _Unreadable("the body ends inside a compressed frame")
-            out += chunk
-        body = frame.unused_data
-    return bytes(out)
 
 
 _ENCODERS: dict[str, Callable[[bytes], bytes]] = {
@@ -151,8 +115,31 @@ def answer_before_body(head: Head, credentials: Credentials, timezone: str) -> R
     return None
 
 
-def serve(head: Head, body: bytes, engine: Engine) -> Response:
-    """Answer an authenticated request; every failure is a server's error response, never an exception."""
+def streamed_insert(head: Head, formats: frozenset[str]) -> Statement | None:
+    """The INSERT of a request whose `query` parameter is a whole `INSERT ... FORMAT` and whose body
+    is all rows (clickhouse-connect's inserts): such a body is read straight into a spool file."""
+    query_param = head.params.get("query", "").encode()
+    if not query_param or head.method != "POST":
+        return None
+    try:
+        statement = read_statement(query_param + b"\n", formats)
+    except ServerError:
+        return None  # `serve` answers it
+    whole_body = statement.data_format is not None and statement.data_offset >= len(query_param)
+    return statement if whole_body else None
+
+
+@dataclass(frozen=True)
+class SpooledRows:
+    """A `streamed_insert`'s statement, and the file its rows were read into."""
+
+    statement: Statement
+    path: Path
+
+
+def serve(head: Head, body: bytes | SpooledRows, engine: Engine) -> Response:
+    """Answer an authenticated request whose body is `body`, decoded (or, for a `streamed_insert`,
+    spooled). Every failure is a server's error response, never an exception."""
     query_id = head.query_id or str(uuid.uuid4())
     try:
         result = _execute(head, body, engine, query_id)
@@ -200,7 +187,7 @@ def _presented(head: Head) -> tuple[str, str]:
     return head.params.get("user", "default"), head.params.get("password", "")
 
 
-def _execute(head: Head, body: bytes, engine: Engine, query_id: str) -> Result:
+def _execute(head: Head, body: bytes | SpooledRows, engine: Engine, query_id: str) -> Result:
     params = head.params
     for name, feature in _UNSUPPORTED.items():
         if params.get(name, "0") not in ("", "0"):
@@ -210,7 +197,10 @@ def _execute(head: Head, body: bytes, engine: Engine, query_id: str) -> Result:
                 and not key.startswith("param_")}  # fmt: skip
     if head.method == "GET" and settings.get("readonly", "0") == "0":
         settings["readonly"] = "2"  # as on a server: GET only reads (and may change settings)
-    query = _query(head, _decoded_body(head, body, engine.max_body_bytes), query_id, settings, engine.formats)
+    if isinstance(body, SpooledRows):
+        query = _query(head, body.statement, body.path, query_id, settings)
+    else:
+        query = _query(head, *_statement(head, body, engine.formats), query_id, settings)
     session = None
     if params.get("session_id"):
         session = SessionRequest(
@@ -222,52 +212,31 @@ def _execute(head: Head, body: bytes, engine: Engine, query_id: str) -> Result:
     return engine.execute(query, session)
 
 
-def _query(
-    head: Head, body: bytes, query_id: str, settings: dict[str, str], formats: frozenset[str]
-) -> Query:
+def _statement(head: Head, body: bytes, formats: frozenset[str]) -> tuple[Statement, memoryview | None]:
     """A server reads the `query` parameter and the body as one text, joined by a line break."""
     query_param = head.params.get("query", "").encode()
     text = query_param + b"\n" + body if query_param else body
     if not text.strip():
         raise ServerError("SYNTAX_ERROR", "Empty query")
     statement = read_statement(text, formats)
+    return statement, memoryview(text)[statement.data_offset :] if statement.data_format else None
+
+
+def _query(
+    head: Head, statement: Statement, rows: memoryview | Path | None, query_id: str, settings: dict[str, str]
+) -> Query:
     output_format = head.params.get("default_format") or "TabSeparated"
-    if (
-        output_format.lower() in _CHDB_ONLY_FORMATS
-        or (statement.output_format or "").lower() in _CHDB_ONLY_FORMATS
-    ):
-        raise ServerError(
-            "UNKNOWN_FORMAT", "Unknown output format: DataFrame, ArrowTable and DataStore are chDB's"
-        )
+    if {output_format.lower(), (statement.output_format or "").lower()} & _CHDB_ONLY_FORMATS:
+        raise ServerError("UNKNOWN_FORMAT", "Unknown format: DataFrame, ArrowTable and DataStore are chDB's")
     return Query(
         statement=statement,
-        data=text[statement.data_offset :] if statement.data_format else None,
+        rows=rows,
         output_format=output_format,
         database=head.params.get("database") or head.headers.get("x-clickhouse-database") or None,
         settings=settings,
         parameters={key[6:]: value for key, value in head.params.items() if key.startswith("param_")},
         query_id=query_id,
     )
-
-
-def _decoded_body(head: Head, body: bytes, limit: int) -> bytes:
-    encoding = head.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    decompressor = _DECOMPRESSORS.get(encoding)
-    if decompressor is None:
-        raise ServerError(
-            "BAD_ARGUMENTS", f"Unsupported Content-Encoding {encoding!r}: gzip, deflate, zstd or lz4"
-        )
-    try:
-        return _frames(body, decompressor, limit)
-    except ServerError:
-        raise
-    except Exception as exc:  # each decompressor has its own error type; all mean an unreadable body
-        # A server answers 500; but the body is the client's, and nothing was run.
-        raise ServerError(
-            "CANNOT_DECOMPRESS", f"Cannot decompress the {encoding} request body: {exc}", status=400
-        ) from exc
 
 
 def _session_timeout(raw: str | None) -> float | None:

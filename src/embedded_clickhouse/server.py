@@ -1,8 +1,9 @@
 """The process: an HTTP/1.1 server on one address, a thread per connection, one engine for all.
 
-A request's body is read whole (Content-Length or chunked) before the query runs, up to
-`max_body_bytes`; its response is sent whole, with its length, once the query has ended. A request
-it cannot read gets an error answer and the connection is closed; nothing a client sends stops the
+An insert whose rows are its whole body (clickhouse-connect's) is read into a spool file as it
+arrives, up to `max_insert_bytes`; any other body is read into memory, up to `max_body_bytes`, before
+the query runs. A response is sent whole, with its length, once the query has ended. A request it
+cannot read gets an error answer and its connection is closed; nothing a client sends stops the
 process.
 """
 
@@ -10,31 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import BufferedIOBase
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from embedded_clickhouse import bodies
 from embedded_clickhouse.engine import Engine
 from embedded_clickhouse.errors import ServerError
 from embedded_clickhouse.protocol import (
     Credentials,
     Head,
     Response,
+    SpooledRows,
     answer_before_body,
     error_response,
     serve,
+    streamed_insert,
 )
 
 log = logging.getLogger("embedded_clickhouse")
-_DIGITS = re.compile(rb"[0-9]+".decode())
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class ServerConfig:
     credentials: Credentials
     data_path: Path
     engine_options: dict[str, Any]
-    max_body_bytes: int = 256 << 20  # a request's body, and the same decompressed
+    max_body_bytes: int = 256 << 20  # a body read into memory (a query), before and after decoding
+    max_insert_bytes: int = 16 << 30  # an insert's rows spooled to disk, before and after decoding
 
 
 class EmbeddedServer(ThreadingHTTPServer):
@@ -97,8 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         """The response, and whether the connection must close after it (a body left unread)."""
         url = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        has_body = chunked or headers.get("content-length", "0") not in ("", "0")
+        has_body = bodies.has_body(headers)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         head = Head(self.command, url.path, params, headers, has_body)
         timezone = self.server.engine.timezone
@@ -109,13 +109,25 @@ class _Handler(BaseHTTPRequestHandler):
         if early is not None:
             return early, has_body
         try:
-            body = read_body(self.rfile, headers, self.server.config.max_body_bytes)
-        except ServerError as error:
+            response = self._serve_with_body(head)
+        except ServerError as error:  # the body could not be read: the connection cannot go on
             return error_response(error, head.query_id, timezone), True
-        response = serve(head, body, self.server.engine)
         if response.status >= 500:
             log.warning("%s: %s", url.path, response.body[:500].decode(errors="replace").strip())
         return response, False
+
+    def _serve_with_body(self, head: Head) -> Response:
+        config, engine = self.server.config, self.server.engine
+        headers = dict(head.headers)
+        insert = streamed_insert(head, engine.formats)
+        if insert is None:
+            return serve(head, bodies.read_all(self.rfile, headers, config.max_body_bytes), engine)
+        with engine.spool_file() as (path, rows):
+            for piece in bodies.decoded(bodies.transferred(self.rfile, headers, config.max_insert_bytes),
+                                        headers, config.max_insert_bytes):  # fmt: skip
+                rows.write(piece)
+            rows.close()
+            return serve(head, SpooledRows(insert, path), engine)
 
     def _send(self, response: Response, close: bool = False) -> None:
         self.send_response(response.status)
@@ -132,49 +144,10 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug(format, *args)
 
 
-def read_body(stream: BufferedIOBase, headers: dict[str, str], limit: int) -> bytes:
-    """The request's body by its Content-Length or chunked transfer encoding; none without either."""
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return _read_chunked(stream, limit)
-    raw = headers.get("content-length")
-    if raw is None:
-        return b""
-    if not _DIGITS.fullmatch(raw):
-        raise ServerError("BAD_ARGUMENTS", f"Invalid Content-Length {raw!r}")
-    if int(raw) > limit:
-        raise ServerError("QUERY_IS_TOO_LARGE", f"Request body of {raw} bytes is larger than {limit} bytes")
-    body = stream.read(int(raw))
-    if len(body) < int(raw):
-        raise ServerError("BAD_ARGUMENTS", "The request body ended before its Content-Length")
-    return body
-
-
-def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        line = stream.readline(1024)
-        size_field = line.split(b";")[0].strip()
-        if not _HEX.fullmatch(size_field):
-            raise ServerError("BAD_ARGUMENTS", f"Malformed chunk size line {line[:40]!r}")
-        size = int(size_field, 16)
-        if size == 0:
-            while stream.readline(1024).strip():  # trailers, then the empty line
-                pass
-            return b"".join(parts)
-        total += size
-        if total > limit:
-            raise ServerError("QUERY_IS_TOO_LARGE", f"Request body is larger than {limit} bytes")
-        chunk = stream.read(size)
-        if len(chunk) < size or stream.read(2) != b"\r\n":
-            raise ServerError("BAD_ARGUMENTS", "Malformed chunked request body")
-        parts.append(chunk)
-
-
 def run(config: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then let the queries in flight finish and close the engine."""
     spool = config.data_path.parent / f"{config.data_path.name}-spool"
-    engine = Engine(config.data_path, config.engine_options, spool, config.max_body_bytes)
+    engine = Engine(config.data_path, config.engine_options, spool)
     server = EmbeddedServer(config, engine)
 
     def stop(signum: int, frame: object) -> None:
