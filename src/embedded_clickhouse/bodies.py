@@ -35,9 +35,15 @@ def has_body(headers: dict[str, str]) -> bool:
     ) not in ("", "0")
 
 
-def read_all(stream: BufferedIOBase, headers: dict[str, str], limit: int) -> bytes:
-    """The whole body, decoded, of at most `limit` bytes before and after decoding."""
-    return b"".join(decoded(transferred(stream, headers, limit), headers, limit))
+def joined(first: bytes, rest: Iterable[bytes], limit: int) -> bytes:
+    """A body's pieces as one, of at most `limit` bytes."""
+    parts, total = [first], len(first)
+    for piece in rest:
+        total += len(piece)
+        if total > limit:
+            raise ServerError("QUERY_IS_TOO_LARGE", f"A query's body is larger than {limit} bytes")
+        parts.append(piece)
+    return b"".join(parts)
 
 
 def transferred(stream: BufferedIOBase, headers: dict[str, str], limit: int) -> Iterator[bytes]:

@@ -115,18 +115,25 @@ def answer_before_body(head: Head, credentials: Credentials, timezone: str) -> R
     return None
 
 
-def streamed_insert(head: Head, formats: frozenset[str]) -> Statement | None:
-    """The INSERT of a request whose `query` parameter is a whole `INSERT ... FORMAT` and whose body
-    is all rows (clickhouse-connect's inserts): such a body is read straight into a spool file."""
-    query_param = head.params.get("query", "").encode()
-    if not query_param or head.method != "POST":
+def streamed_insert(head: Head, first: bytes, formats: frozenset[str]) -> tuple[Statement, memoryview] | None:
+    """For an `INSERT ... FORMAT` whose rows are the rest of the body, the statement and the rows in
+    `first` (the body's first decoded piece): such a body is read straight into a spool file.
+    clickhouse-connect sends the INSERT in the `query` parameter, or, uncompressed, at the body's
+    start. None for any other request (`serve` reads it whole)."""
+    if head.method != "POST":
         return None
+    query_param = head.params.get("query", "").encode()
     try:
-        statement = read_statement(query_param + b"\n", formats)
+        if query_param:
+            statement = read_statement(query_param + b"\n", formats)
+            whole_body = statement.data_format is not None and statement.data_offset >= len(query_param)
+            return (statement, memoryview(first)) if whole_body else None
+        statement = read_statement(first, formats)
     except ServerError:
         return None  # `serve` answers it
-    whole_body = statement.data_format is not None and statement.data_offset >= len(query_param)
-    return statement if whole_body else None
+    if statement.data_format is None or statement.data_offset >= len(first):
+        return None  # not an insert, or its statement does not end inside the first piece
+    return statement, memoryview(first)[statement.data_offset :]
 
 
 @dataclass(frozen=True)

@@ -119,15 +119,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_with_body(self, head: Head) -> Response:
         config, engine = self.server.config, self.server.engine
         headers = dict(head.headers)
-        insert = streamed_insert(head, engine.formats)
+        limit = config.max_insert_bytes
+        pieces = iter(bodies.decoded(bodies.transferred(self.rfile, headers, limit), headers, limit))
+        first = next(pieces, b"")
+        insert = streamed_insert(head, first, engine.formats)
         if insert is None:
-            return serve(head, bodies.read_all(self.rfile, headers, config.max_body_bytes), engine)
+            return serve(head, bodies.joined(first, pieces, config.max_body_bytes), engine)
+        statement, rows_in_first = insert
         with engine.spool_file() as (path, rows):
-            for piece in bodies.decoded(bodies.transferred(self.rfile, headers, config.max_insert_bytes),
-                                        headers, config.max_insert_bytes):  # fmt: skip
+            rows.write(rows_in_first)
+            for piece in pieces:
                 rows.write(piece)
             rows.close()
-            return serve(head, SpooledRows(insert, path), engine)
+            return serve(head, SpooledRows(statement, path), engine)
 
     def _send(self, response: Response, close: bool = False) -> None:
         self.send_response(response.status)
