@@ -167,9 +167,13 @@ def start(name: str, label: str, **options: Any) -> subprocess.Popen[bytes]:
         )
 
 
+_server: list[subprocess.Popen[bytes]] = []  # the run's embedded ClickHouse server, once started
+
+
 def start_clickhouse() -> subprocess.Popen[bytes]:
     """The run's embedded ClickHouse server, as `make run` starts it, once it answers."""
     server = start("clickhouse", "clickhouse")
+    _server[:] = [server]
     port = urlsplit(os.environ["CLICKHOUSE_URL"]).port
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -276,6 +280,21 @@ def _command(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def reset_peak(pid: int) -> None:
+    """Start the process's peak resident memory (VmHWM) afresh from what it holds now (Linux's
+    clear_refs), so that the next read is the peak since."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def server_peak_since_reset() -> float:
+    """The embedded ClickHouse server's peak resident memory since `reset_server_peak`, MB."""
+    return memory_mb(_server[0].pid)["peak_rss_mb"]
+
+
+def reset_server_peak() -> None:
+    reset_peak(_server[0].pid)
 
 
 def group_memory_mb(leader: int) -> dict[str, float]:

@@ -111,6 +111,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+SERVER_PEAKS = "clickhouse_server_peak_rss_mb_by_workload"
 # (workload, key, label, format): the rows of the printed table, in order.
 ROWS = (
     ("relay_drain", "events_per_s", "idealized backlog: our relay, events/s", "{:,.0f}"),
@@ -170,7 +171,15 @@ ROWS = (
     ("worker_memory", "max_peak_rss_mb_at_half_drain", "the same at half the drain, MB", "{:,.0f}"),
     ("worker_memory", "pss_total_mb", "worker: all its processes together (PSS) at the end, MB", "{:,.0f}"),
     ("worker_memory", "processes", "worker: processes (main, pool, beat)", "{:,}"),
-    ("clickhouse_server", "peak_rss_mb", "embedded ClickHouse server: peak RSS over the run, MB", "{:,.0f}"),
+    (
+        "relay_drain",
+        "clickhouse_server_peak_rss_mb",
+        "embedded ClickHouse server: peak RSS, our relay's drain, MB",
+        "{:,.0f}",
+    ),
+    (SERVER_PEAKS, "relay_backlog", "its peak RSS in relay_backlog (the history too), MB", "{:,.0f}"),
+    (SERVER_PEAKS, "http_ingest", "its peak RSS in http_ingest, MB", "{:,.0f}"),
+    (SERVER_PEAKS, "e2e_latency", "its peak RSS in e2e_latency, MB", "{:,.0f}"),
 )
 
 

@@ -28,7 +28,9 @@ from environment import (
     checkpoint,
     group_memory_mb,
     pg_connect,
+    reset_server_peak,
     running,
+    server_peak_since_reset,
     truncate_outbox,
     vacuum_analyze,
     wait_until,
@@ -133,6 +135,7 @@ def drain_in_process(client: Client, backlog: int, writer: EventLogWriter) -> fl
 def drain_with_worker(backlog: int) -> dict[str, Any]:
     """Start a worker as `make run` does and wait until it has delivered the whole backlog."""
     started = datetime.now(UTC)
+    reset_server_peak()  # the server's memory while our relay drains, not the baselines'
     with running("worker", "relay", embedded_beat=True) as worker:
         timeout = max(300.0, backlog / 1000)
         wait_until(delivered(backlog // 2), "the relay to drain half the backlog", timeout, [worker])
@@ -141,12 +144,14 @@ def drain_with_worker(backlog: int) -> dict[str, Any]:
         wait_until(delivered(backlog), "the relay to drain the backlog", timeout, [worker])
         drained = datetime.now(UTC)
         memory = group_memory_mb(worker.pid)
+        server_peak_mb = server_peak_since_reset()
     wall_s = (drained - started).total_seconds()
     return {
         **relay_rate(backlog, drained),
         "wall_s": wall_s,  # from starting the worker process: its first tick included
         "wall_events_per_s": backlog / wall_s,
         "worker_memory": {**memory, "max_peak_rss_mb_at_half_drain": peak_at_half_mb},
+        "clickhouse_server_peak_rss_mb": server_peak_mb,
     }
 
 
