@@ -5,6 +5,7 @@ Only one OS process may open a chDB data path, so this process owns it and every
 would reach a ClickHouse server. `python -m embedded_clickhouse` (`make clickhouse`) runs it.
 
 statements  the little SQL it must read itself (an INSERT's rows, a result's format)
+bodies      request bodies: Content-Length or chunked, compressed frame by frame, within limits
 engine      chDB handles as sessions; a request's settings for that request only
 protocol    HTTP request -> engine query -> HTTP response, errors as a server sends them
 server      the HTTP/1.1 server process
