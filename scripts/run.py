@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from core.env import load_config  # noqa: E402
+from core.env import Config, load_config  # noqa: E402
 from core.processes import process_argv  # noqa: E402
 
 STARTUP_SECONDS = 60
+STOP_SECONDS = 90
 
 
 def main(names: list[str]) -> int:
@@ -42,23 +43,11 @@ def main(names: list[str]) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
+        signal.signal(signum, stop)
     try:
-        for name, argv in argvs.items():
-            if name == "web" and together:  # ClickHouse is up: event_log first, on either kind of it
-                subprocess.run(
-                    [sys.executable, "manage.py", "migrate_clickhouse"], cwd=ROOT / "src", check=True
-                )
-            # Our own argv lists, no user input: S603 does not apply. ClickHouse gets a session of its
-            # own, so that Ctrl-C in the terminal does not reach it before the others have stopped.
-            children[name] = subprocess.Popen(argv, cwd=ROOT / "src", start_new_session=name == "clickhouse")  # noqa: S603
-            if name == "clickhouse" and together:
-                embedded = config.embedded_clickhouse
-                if not wait_for_clickhouse(embedded.host, embedded.port, children[name]):
-                    return finish(children, ["clickhouse"])
-        if together:
-            print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  (Ctrl-C stops all)", flush=True)
+        if not start_all(argvs, children, config, together):
+            return finish(children, ["clickhouse (it did not answer)"])
         while not stopping and all(child.poll() is None for child in children.values()):
             time.sleep(0.2)
     except BaseException:
@@ -66,6 +55,27 @@ def main(names: list[str]) -> int:
         raise
     exited = [name for name, child in children.items() if child.poll() is not None]
     return finish(children, [] if stopping else exited)
+
+
+def start_all(argvs: dict[str, list[str]], children: dict[str, subprocess.Popen[bytes]], config: Config,
+              together: bool) -> bool:  # fmt: skip
+    """Start every process in order, into `children`; False if the embedded ClickHouse never answered."""
+    for name, argv in argvs.items():
+        if name == "web" and together:  # ClickHouse is up: event_log first, on either kind of it
+            subprocess.run([sys.executable, "manage.py", "migrate_clickhouse"], cwd=ROOT / "src", check=True)
+        # Our own argv lists, no user input: S603 does not apply. ClickHouse gets a session of its
+        # own, so that Ctrl-C in the terminal does not reach it before the others have stopped.
+        children[name] = subprocess.Popen(argv, cwd=ROOT / "src", start_new_session=name == "clickhouse")  # noqa: S603
+        embedded = config.embedded_clickhouse
+        if (
+            name == "clickhouse"
+            and together
+            and not wait_for_clickhouse(embedded.host, embedded.port, children[name])
+        ):
+            return False
+    if together:
+        print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  (Ctrl-C stops all)", flush=True)
+    return True
 
 
 def wait_for_clickhouse(host: str, port: int, process: subprocess.Popen[bytes]) -> bool:
@@ -82,14 +92,19 @@ def wait_for_clickhouse(host: str, port: int, process: subprocess.Popen[bytes]) 
 
 
 def finish(children: dict[str, subprocess.Popen[bytes]], exited: list[str]) -> int:
-    """Stop every child still running: all but ClickHouse together, then ClickHouse."""
+    """Stop every child still running: all but ClickHouse together, then ClickHouse (whose own
+    shutdown waits up to a minute for queries in flight); one that does not stop is killed."""
     last = [children["clickhouse"]] if "clickhouse" in children else []
     for group in ([child for child in children.values() if child not in last], last):
         for child in group:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         for child in group:
-            child.wait(timeout=30)
+            try:
+                child.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
     if exited:
         print(f"stopped because {', '.join(exited)} exited", file=sys.stderr)
         return 1

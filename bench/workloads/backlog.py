@@ -49,8 +49,8 @@ from workloads.load_client import Load, run_requests
 HISTORY_PER_TRANSACTION = 10_000
 # The history is relayed in batches this large: the same rows in far fewer claims, so that setting
 # it up takes a minute whatever the relay's claims cost (the batch table then holds a few rows for
-# them instead of one per RELAY_BATCH_SIZE events); each batch's CSV, about 70 MB, stays under the
-# embedded server's limit on a request body (256 MiB, embedded_clickhouse.server.ServerConfig).
+# them instead of one per RELAY_BATCH_SIZE events); each batch's CSV is about 70 MB, which the
+# embedded server spools to disk like any insert.
 HISTORY_BATCH = 250_000
 EVENTS_PER_REQUEST = 100
 STATS_WARM_UP = 3

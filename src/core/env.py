@@ -181,6 +181,11 @@ def check_identifier(name: str, value: str) -> str:
 
 
 def check_clickhouse_url(url: str) -> str:
+    if not url:
+        raise ConfigurationError(
+            "CLICKHOUSE_URL is required but not set: a new `make run` writes one into src/core/.env; "
+            "to an older .env add CLICKHOUSE_URL=http://eventlog:<a new password>@127.0.0.1:8123/default"
+        )
     parts = urlsplit(url)
     if parts.scheme == "chdb":
         raise ConfigurationError(
@@ -233,7 +238,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         allowed_hosts=[h.strip() for h in env.text("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")],
         database=parse_database_url(env.text("DATABASE_URL", "postgresql://root@127.0.0.1:5432/eventlog")),
         broker_url=env.text("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
-        clickhouse_url=(clickhouse_url := check_clickhouse_url(env.text("CLICKHOUSE_URL"))),
+        clickhouse_url=(clickhouse_url := check_clickhouse_url(env.text("CLICKHOUSE_URL", ""))),
         embedded_clickhouse=embedded_clickhouse_config(
             clickhouse_url,
             env.text("EMBEDDED_CLICKHOUSE_PATH", str(REPO_ROOT / "var" / "clickhouse")),

@@ -7,7 +7,8 @@ would reach a ClickHouse server. `python -m embedded_clickhouse` (`make clickhou
 statements  the little SQL it must read itself (an INSERT's rows, a result's format)
 bodies      request bodies: Content-Length or chunked, compressed frame by frame, within limits
 engine      chDB handles as sessions; a request's settings for that request only
-protocol    HTTP request -> engine query -> HTTP response, errors as a server sends them
+protocol    HTTP request -> engine query -> HTTP response
+errors      errors as a server sends them: code, name, text, HTTP status
 server      the HTTP/1.1 server process
 """
 

@@ -103,7 +103,7 @@ def decoded(pieces: Iterable[bytes], headers: dict[str, str], limit: int) -> Ite
         raise ServerError("BAD_ARGUMENTS", f"Content-Encoding {encoding!r}: only gzip, deflate, zstd or lz4")
     try:
         yield from _frames(pieces, decompressor, limit)
-    except ServerError:
+    except (ServerError, OSError):  # the body's transfer, not its compression
         raise
     except Exception as exc:  # each decompressor has its own error type; all mean an unreadable body
         # A server answers 500; but the body is the client's, and nothing was run.

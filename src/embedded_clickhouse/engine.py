@@ -103,7 +103,7 @@ class Engine:
         self._idle = threading.Condition(self._lock)
         self.timezone = self._root.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
         names = self._root.query("SELECT name FROM system.formats", "TabSeparated").bytes().decode()
-        self.formats = frozenset(names.split())
+        self.formats = frozenset(name.lower() for name in names.split())  # matched in any case
         for leftover in spool.glob("*.rows"):  # from a process that was killed mid-insert
             leftover.unlink(missing_ok=True)
 
@@ -154,7 +154,11 @@ class Engine:
                 if request.check:
                     raise ServerError("SESSION_NOT_FOUND", f"Session {request.session_id} not found")
                 handle = chdb.connect(self.address)
-                _call(handle, "SET " + ", ".join(f"{k} = {quote(v)}" for k, v in SERVER_DEFAULTS.items()))
+                try:
+                    _call(handle, "SET " + ", ".join(f"{k} = {quote(v)}" for k, v in SERVER_DEFAULTS.items()))
+                except ServerError:
+                    handle.close()
+                    raise
                 session = _Session(handle, DEFAULT_SESSION_TIMEOUT)
                 self._sessions[request.session_id] = session
             if not session.lock.acquire(blocking=False):

@@ -131,8 +131,11 @@ def streamed_insert(head: Head, first: bytes, formats: frozenset[str]) -> tuple[
         statement = read_statement(first, formats)
     except ServerError:
         return None  # `serve` answers it
-    if statement.data_format is None or statement.data_offset >= len(first):
-        return None  # not an insert, or its statement does not end inside the first piece
+    line_break_seen = (
+        statement.data_offset > 0 and first[statement.data_offset - 1 : statement.data_offset] == b"\n"
+    )
+    if statement.data_format is None or not line_break_seen:
+        return None  # not an insert, or the first piece ends before its statement's line break
     return statement, memoryview(first)[statement.data_offset :]
 
 

@@ -1,10 +1,10 @@
 """The process: an HTTP/1.1 server on one address, a thread per connection, one engine for all.
 
-An insert whose rows are its whole body (clickhouse-connect's) is read into a spool file as it
-arrives, up to `max_insert_bytes`; any other body is read into memory, up to `max_body_bytes`, before
-the query runs. A response is sent whole, with its length, once the query has ended. A request it
-cannot read gets an error answer and its connection is closed; nothing a client sends stops the
-process.
+An insert whose rows are the rest of its body (clickhouse-connect's, with the INSERT in the `query`
+parameter or at the body's start) is read into a spool file as it arrives, up to `max_insert_bytes`;
+any other body is read into memory, up to `max_body_bytes`, before the query runs. A response is
+sent whole, with its length, once the query has ended. A request it cannot read gets an error answer
+and its connection is closed; nothing a client sends stops the process.
 """
 
 from __future__ import annotations
@@ -92,7 +92,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         with self.server.request():
-            self._send(*self._answer())
+            try:
+                response, close = self._answer()
+            except Exception as exc:  # e.g. no room for the spool file: still an answer, then close
+                log.exception("%s %s failed", self.command, self.path[:200])
+                failure = ServerError("STD_EXCEPTION", f"{type(exc).__name__}: {exc}", code=1001)
+                response, close = error_response(failure, "", self.server.engine.timezone), True
+            self._send(response, close)
 
     def _answer(self) -> tuple[Response, bool]:
         """The response, and whether the connection must close after it (a body left unread)."""

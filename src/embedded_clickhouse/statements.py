@@ -12,6 +12,7 @@ quoted names and comments, and never reads an insert's data.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 
@@ -72,17 +73,30 @@ class _Word:
     upper: bytes
     start: int
     end: int
+    after_name_part: bool  # follows `.`, INTO or TABLE: a (part of a) table's name, not a keyword
+
+
+def _name(token: bytes, kind: str | None) -> bytes:
+    """What a word or a quoted name (`file`, "file", with escapes) names, upper case; b"" else."""
+    if kind == "word":
+        return token.upper()
+    if kind == "quoted" and token[:1] in (b"`", b'"'):
+        quote = token[:1]
+        inner = token[1:-1].replace(quote + quote, quote)
+        return codecs.escape_decode(inner)[0].upper()
+    return b""
 
 
 def read_statement(text: bytes, formats: frozenset[str] = frozenset()) -> Statement:
     """Find the statement at the start of `text`; for an INSERT with FORMAT, stop at the format's
-    name and leave what follows (the rows) unread. `formats`: the engine's format names (a FORMAT
-    followed by anything else is a column or an alias). Raises ServerError for several statements
+    name and leave what follows (the rows) unread. `formats`: the engine's format names, lower case
+    (a FORMAT followed by anything else is a column or an alias). Raises ServerError for several statements
     and for access to the machine's files or programs."""
     words: list[_Word] = []  # top-level words, in order
     depth = 0
     end: int | None = None  # where a `;` ended the statement
-    previous = b""  # the last word at any depth, upper case, until the next token
+    previous = b""  # the name of the last token (a word or quoted name), at any depth
+    name_part = False  # the last token was `.`, INTO or TABLE
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup
         if kind in ("space", "comment"):
@@ -96,13 +110,14 @@ def read_statement(text: bytes, formats: frozenset[str] = frozenset()) -> Statem
             depth = max(0, depth - 1)
         elif kind == "end" and depth == 0:
             end = match.start()
-        previous = match.group().upper() if kind == "word" else b""
+        previous = _name(match.group(), kind)
         if kind == "word" and depth == 0:
             if previous in _FILE_CLAUSES:
                 raise ServerError("ACCESS_DENIED", f"{previous.decode()} is not allowed over HTTP")
-            words.append(_Word(previous, match.start(), match.end()))
+            words.append(_Word(previous, match.start(), match.end(), name_part))
             if _ends_insert_format(text, words, formats):
                 return _insert(text, words)
+        name_part = match.group() == b"." or previous in (b"INTO", b"TABLE")
     sql = text[:end] if end is not None else text
     trailing = len(words) >= 2 and words[-2].upper == b"FORMAT" and _is_format(text, words[-1], formats)
     return Statement(
@@ -120,7 +135,8 @@ def _check_access(word: bytes) -> None:
 
 
 def _is_format(text: bytes, word: _Word, formats: frozenset[str]) -> bool:
-    return not formats or text[word.start : word.end].decode(errors="replace") in formats
+    """`formats`: the engine's format names in lower case (it matches them in any case)."""
+    return not formats or text[word.start : word.end].decode(errors="replace").lower() in formats
 
 
 def _ends_insert_format(text: bytes, words: list[_Word], formats: frozenset[str]) -> bool:
@@ -137,7 +153,7 @@ def _insert(text: bytes, words: list[_Word]) -> Statement:
     while data < len(text) and text[data] in b" \t":
         data += 1
     data += 2 if text.startswith(b"\r\n", data) else 1 if text.startswith(b"\n", data) else 0
-    settings = [word.start for word in words[1:-2] if word.upper == b"SETTINGS"]
+    settings = [word.start for word in words[1:-2] if word.upper == b"SETTINGS" and not word.after_name_part]
     return Statement(
         sql=text[: name.end],
         keyword=b"INSERT",

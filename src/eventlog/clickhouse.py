@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +45,8 @@ CSV_SETTINGS: dict[str, Any] = {"format_csv_allow_single_quotes": 0, "input_form
 # read-only, memory, network) is treated as an outage of ClickHouse and retried.
 DATA_ERROR_CODES = frozenset({6, 25, 26, 27, 38, 41, 53, 69, 70, 72, 117, 321, 376, 469})
 UNKNOWN_DATABASE = 81
+# How long `ping` and `event_log_stats` (a readiness probe, a metrics scrape) wait for ClickHouse.
+READ_SECONDS = 5.0
 _CODE = re.compile(r"Code: (\d+)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -265,10 +267,18 @@ class EventLogWriter:
     @contextmanager
     def _reading(self) -> Iterator[Client]:
         """The shared reading client, for this caller alone; a failed call drops it (its
-        connection may be half-used), and the next call connects anew."""
-        with self._reader_lock:
+        connection may be half-used), and the next call connects anew. A probe must not queue
+        behind a stalled one (each holds a web thread): both waits are short."""
+        if not self._reader_lock.acquire(timeout=READ_SECONDS):
+            raise ClickHouseUnavailable(
+                f"ClickHouse did not answer an earlier check within {READ_SECONDS:g} s"
+            )
+        try:
             if self._reader is None:
-                self._reader = self.opener(self.url, self.options)
+                quick = replace(
+                    self.options, send_receive_timeout=min(self.options.send_receive_timeout, READ_SECONDS)
+                )
+                self._reader = self.opener(self.url, quick)
             try:
                 with translated_errors():
                     yield self._reader
@@ -276,6 +286,8 @@ class EventLogWriter:
                 self._reader.close()
                 self._reader = None
                 raise
+        finally:
+            self._reader_lock.release()
 
     def ping(self) -> None:
         """Return when ClickHouse answers a query on the URL's database; raise ClickHouseUnavailable

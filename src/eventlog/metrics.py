@@ -4,8 +4,8 @@ There are two endpoints, one per kind of process:
 
 - the web app's `GET /metrics`: what the web processes count (ingest), and the outbox's state, read
   from PostgreSQL at scrape time. granian runs several web processes, so their counters are kept in
-  prometheus_client's multiprocess files (`PROMETHEUS_MULTIPROC_DIR`, set by `core.processes` for
-  the web process only) and `/metrics` adds them up; without it (tests, `runserver`) this process's
+  prometheus_client's multiprocess files (`PROMETHEUS_MULTIPROC_DIR`, set by `core/wsgi.py` for
+  the web processes) and `/metrics` adds them up; without it (tests, `runserver`) this process's
   own counters are served.
 - the worker's own HTTP server on `WORKER_METRICS_PORT`: what the relay counts in the pool's
   processes (multiprocess files in WORKER_METRICS_DIR, set by `core.worker`), and ClickHouse's side,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from eventlog.clickhouse import EventLogWriter
 from eventlog.runtime import event_log_writer, relay_coordinator
 from eventlog.stats import outbox_stats
 from tests.processes import kill, process_env, start_clickhouse
+from tests.settings import RUN_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,6 +29,7 @@ def clickhouse_server() -> Iterator[subprocess.Popen[bytes]]:
     server = start_clickhouse(process_env("default"), data_path)
     yield server
     kill(server)
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from django.conf import settings
 from redis import Redis
 
 from core.processes import process_argv
-from tests.settings import PROCESS_REDIS
+from tests.settings import PROCESS_REDIS, RUN_DIR
 
 SRC = Path(__file__).resolve().parents[1]
 BROKER_URL = PROCESS_REDIS  # not the in-process test worker's database
@@ -53,12 +53,8 @@ def process_env(database: str, **overrides: str) -> dict[str, str]:
         "CELERY_BROKER_URL": BROKER_URL,
         "REDIS_URL": BROKER_URL,
         "CLICKHOUSE_URL": clickhouse_url(database),
-        "WEB_METRICS_DIR": str(
-            Path(settings.EVENTLOG.embedded_clickhouse.data_path).parent / f"metrics-{database}"
-        ),
-        "WORKER_METRICS_DIR": str(
-            Path(settings.EVENTLOG.embedded_clickhouse.data_path).parent / f"wmetrics-{database}"
-        ),
+        "WEB_METRICS_DIR": str(RUN_DIR / f"web-metrics-{database}"),
+        "WORKER_METRICS_DIR": str(RUN_DIR / f"worker-metrics-{database}"),
         "RELAY_INTERVAL_SECONDS": "0.2",
         "RELAY_LEASE_SECONDS": "2",
         "EVENTLOG_ENVIRONMENT": "test",
@@ -99,10 +95,10 @@ def start(
     """One process of the system (src/core/processes.py), as `make NAME` starts it; its output
     goes to `log` if given."""
     argv = process_argv(name, schedule, **options)
-    output = log.open("ab") if log else subprocess.DEVNULL
     # A session of its own, so that `kill` takes the whole process group: a worker's embedded beat
     # and its pool are child processes that would outlive a SIGKILL of the worker alone.
-    return subprocess.Popen(argv, cwd=SRC, env=env, stdout=output, stderr=output, start_new_session=True)
+    with log.open("ab") if log else open(os.devnull, "wb") as output:  # the child keeps its own copy
+        return subprocess.Popen(argv, cwd=SRC, env=env, stdout=output, stderr=output, start_new_session=True)
 
 
 def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

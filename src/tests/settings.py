@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -23,7 +24,10 @@ def free_port() -> int:
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 os.environ["CLICKHOUSE_URL"] = f"http://eventlog:{secrets.token_urlsafe(16)}@127.0.0.1:{free_port()}/default"
-os.environ["EMBEDDED_CLICKHOUSE_PATH"] = tempfile.mkdtemp(prefix="eventlog-test-clickhouse-")
+# Everything a run writes outside the databases (ClickHouse's data, spool and log, the processes'
+# metrics files) goes under one directory, removed when the run ends (tests/conftest.py).
+RUN_DIR = Path(tempfile.mkdtemp(prefix="eventlog-test-"))
+os.environ["EMBEDDED_CLICKHOUSE_PATH"] = str(RUN_DIR / "clickhouse")
 
 from core.settings import *  # noqa: E402, F403 (after the environment above: settings read it once)
 from core.settings import CELERY_BEAT_SCHEDULE, CONFIG  # noqa: E402

@@ -219,7 +219,7 @@ def head(params: dict[str, str]) -> Head:
 
 
 def test_an_inserts_rows_are_spooled_whether_its_statement_is_in_the_url_or_starts_the_body() -> None:
-    formats = frozenset({"CSV"})
+    formats = frozenset({"csv"})
     in_url = streamed_insert(head({"query": "INSERT INTO t FORMAT CSV"}), b"1,a\n", formats)
     assert in_url is not None
     assert bytes(in_url[1]) == b"1,a\n"

@@ -49,7 +49,7 @@ def test_one_trailing_semicolon_ends_the_statement() -> None:
     assert read_statement(b"SELECT 1;  \n").sql == b"SELECT 1"
 
 
-FORMATS = frozenset({"CSV", "JSON", "Native", "TabSeparated"})
+FORMATS = frozenset({"csv", "json", "native", "tabseparated"})  # lower case, as the engine gives them
 
 
 def test_a_column_named_format_is_neither_an_inserts_rows_nor_a_result_format() -> None:
@@ -82,3 +82,25 @@ def test_a_statement_says_whether_it_answers_with_a_result() -> None:
     assert read_statement(b"SELECT 1").has_result
     assert not read_statement(b"CREATE TABLE t (x UInt8) ENGINE = Memory").has_result
     assert not read_statement(b"INSERT INTO t VALUES (1)").has_result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"SELECT * FROM `file`('/etc/hostname', 'LineAsString')",
+        b"SELECT * FROM \"File\"('/etc/hostname', 'LineAsString')",
+        b"SELECT * FROM `fi\\x6ce`('/etc/hostname', 'LineAsString')",
+        b"INSERT INTO FUNCTION `file`('/tmp/x', 'LineAsString') SELECT 'x'",
+    ],
+)
+def test_a_quoted_name_reaches_no_file_either(text: bytes) -> None:
+    with pytest.raises(ServerError) as raised:
+        read_statement(text, FORMATS)
+    assert raised.value.name == "ACCESS_DENIED"
+
+
+def test_format_names_match_in_any_case_and_a_table_named_settings_is_a_table() -> None:
+    lower = read_statement(b"INSERT INTO t FORMAT tsv\n1\tlast  \n", frozenset({"tsv"}))
+    assert lower.data_format == "tsv"
+    named = read_statement(b"INSERT INTO db.settings FORMAT CSV\n1\n", FORMATS)
+    assert named.insert_from_file("/f") == b"INSERT INTO db.settings FROM INFILE '/f' FORMAT CSV"
