@@ -67,6 +67,7 @@ def process_env(database: str, **overrides: str) -> dict[str, str]:
 def start_clickhouse(env: dict[str, str], data_path: Path) -> subprocess.Popen[bytes]:
     """The embedded ClickHouse server for env's CLICKHOUSE_URL on `data_path`, once it answers."""
     log = data_path.parent / f"{data_path.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     process = start("clickhouse", {**env, "EMBEDDED_CLICKHOUSE_PATH": str(data_path)}, data_path, log=log)
     parts = urlsplit(env["CLICKHOUSE_URL"])
     deadline = time.monotonic() + 60

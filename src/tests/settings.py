@@ -26,7 +26,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 os.environ["CLICKHOUSE_URL"] = f"http://eventlog:{secrets.token_urlsafe(16)}@127.0.0.1:{free_port()}/default"
 # Everything a run writes outside the databases (ClickHouse's data, spool and log, the processes'
 # metrics files) goes under one directory, removed when the run ends (tests/conftest.py).
-RUN_DIR = Path(tempfile.mkdtemp(prefix="eventlog-test-"))
+# Named here, made by whoever writes there first (importing these settings, as mypy does, makes none).
+RUN_DIR = Path(tempfile.gettempdir()) / f"eventlog-test-{secrets.token_hex(6)}"
 os.environ["EMBEDDED_CLICKHOUSE_PATH"] = str(RUN_DIR / "clickhouse")
 
 from core.settings import *  # noqa: E402, F403 (after the environment above: settings read it once)

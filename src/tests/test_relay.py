@@ -220,7 +220,11 @@ def test_concurrent_relay_threads_never_insert_an_event_twice_or_skip_one(
     stop.set()
     for thread in threads:
         thread.join()
-    relay_outbox(writer, batch_size=10_000, max_batches=10)
+    # Drained run by run, as beat's ticks would: with four relays holding windows open at once, one
+    # run can end while events committed before it are still pending (the next run takes them; seen
+    # through the embedded server's timing, not yet explained: issue 12's closing note).
+    while relay_outbox(writer, batch_size=10_000, max_batches=10).events:
+        pass
     assert errors == []
     assert event_log_counts(clickhouse) == (produced, produced)
     assert outbox_stats()["processed"] == produced
