@@ -220,9 +220,9 @@ def test_concurrent_relay_threads_never_insert_an_event_twice_or_skip_one(
     stop.set()
     for thread in threads:
         thread.join()
-    # Drained run by run, as beat's ticks would: with four relays holding windows open at once, one
-    # run can end while events committed before it are still pending (the next run takes them; seen
-    # through the embedded server's timing, not yet explained: issue 12's closing note).
+    # Drained run by run, as beat's ticks would: a run ends after a batch shorter than batch_size
+    # (relay_outbox), and with four relays at once such a batch can be the rest of an older window
+    # while a newer one holds events committed before the run; the next run takes them.
     while relay_outbox(writer, batch_size=10_000, max_batches=10).events:
         pass
     assert errors == []
