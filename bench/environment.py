@@ -17,12 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from django.conf import settings
@@ -31,7 +29,7 @@ from django.db import InterfaceError, OperationalError, connection
 from psycopg import sql
 from redis import Redis
 
-from core.processes import process_argv
+from core.processes import clickhouse_answers, process_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -174,17 +172,10 @@ def start_clickhouse() -> subprocess.Popen[bytes]:
     """The run's embedded ClickHouse server, as `make run` starts it, once it answers."""
     server = start("clickhouse", "clickhouse")
     _server[:] = [server]
-    port = urlsplit(os.environ["CLICKHOUSE_URL"]).port
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        check_alive([server])
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.1)
+    if clickhouse_answers(os.environ["CLICKHOUSE_URL"], server):
+        return server
     stop(server)
-    raise BenchError("the embedded ClickHouse server did not answer within 60 s")
+    raise BenchError(f"the embedded ClickHouse server did not answer within 60 s; see {LOGS}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

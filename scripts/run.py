@@ -13,16 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from core.env import Config, load_config  # noqa: E402
-from core.processes import process_argv  # noqa: E402
+from core.processes import clickhouse_answers, process_argv  # noqa: E402
 
-STARTUP_SECONDS = 60
 STOP_SECONDS = 90
 
 
@@ -66,29 +64,15 @@ def start_all(argvs: dict[str, list[str]], children: dict[str, subprocess.Popen[
         # Our own argv lists, no user input: S603 does not apply. ClickHouse gets a session of its
         # own, so that Ctrl-C in the terminal does not reach it before the others have stopped.
         children[name] = subprocess.Popen(argv, cwd=ROOT / "src", start_new_session=name == "clickhouse")  # noqa: S603
-        embedded = config.embedded_clickhouse
         if (
             name == "clickhouse"
             and together
-            and not wait_for_clickhouse(embedded.host, embedded.port, children[name])
+            and not clickhouse_answers(config.clickhouse_url, children[name])
         ):
             return False
     if together:
         print("web http://127.0.0.1:8000  flower http://127.0.0.1:5555  (Ctrl-C stops all)", flush=True)
     return True
-
-
-def wait_for_clickhouse(host: str, port: int, process: subprocess.Popen[bytes]) -> bool:
-    """True once the embedded server answers /ping; False if it exits or does not answer in time."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://{host}:{port}/ping", timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.2)
-    return False
 
 
 def finish(children: dict[str, subprocess.Popen[bytes]], exited: list[str]) -> int:

@@ -5,8 +5,12 @@ same configuration. Commands run from `src/`.
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.env import REPO_ROOT
 
@@ -58,3 +62,17 @@ def process_argv(
     if name == "flower":
         return [*celery, "flower", "--conf=core/flowerconfig.py"]
     raise ValueError(f"unknown process {name!r}: clickhouse, web, worker, beat or flower")
+
+
+def clickhouse_answers(url: str, process: subprocess.Popen[bytes], seconds: float = 60.0) -> bool:
+    """True once the ClickHouse at `url` answers GET /ping; False if `process` (the embedded server
+    started for it) exits first, or after `seconds`."""
+    parts = urlsplit(url)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{parts.hostname}:{parts.port}/ping", timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False

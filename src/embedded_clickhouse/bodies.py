@@ -59,12 +59,7 @@ def transferred(stream: BufferedIOBase, headers: dict[str, str], limit: int) -> 
     left = int(raw)
     if left > limit:
         raise ServerError("QUERY_IS_TOO_LARGE", f"Request body of {left} bytes is larger than {limit} bytes")
-    while left:
-        piece = stream.read(min(left, PIECE))
-        if not piece:
-            raise ServerError("BAD_ARGUMENTS", "The request body ended before its Content-Length")
-        left -= len(piece)
-        yield piece
+    yield from _exactly(stream, left, "The request body ended before its Content-Length")
 
 
 def _chunked(stream: BufferedIOBase, limit: int) -> Iterator[bytes]:
@@ -82,14 +77,19 @@ def _chunked(stream: BufferedIOBase, limit: int) -> Iterator[bytes]:
         total += size
         if total > limit:
             raise ServerError("QUERY_IS_TOO_LARGE", f"Request body is larger than {limit} bytes")
-        while size:
-            piece = stream.read(min(size, PIECE))
-            if not piece:
-                raise ServerError("BAD_ARGUMENTS", "Malformed chunked request body")
-            size -= len(piece)
-            yield piece
+        yield from _exactly(stream, size, "Malformed chunked request body")
         if stream.read(2) != b"\r\n":
             raise ServerError("BAD_ARGUMENTS", "Malformed chunked request body")
+
+
+def _exactly(stream: BufferedIOBase, size: int, short: str) -> Iterator[bytes]:
+    """The next `size` bytes of `stream`, in pieces; ServerError(`short`) if it ends first."""
+    while size:
+        piece = stream.read(min(size, PIECE))
+        if not piece:
+            raise ServerError("BAD_ARGUMENTS", short)
+        size -= len(piece)
+        yield piece
 
 
 def decoded(pieces: Iterable[bytes], headers: dict[str, str], limit: int) -> Iterator[bytes]:

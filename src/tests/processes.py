@@ -12,8 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ import clickhouse_connect
 from django.conf import settings
 from redis import Redis
 
-from core.processes import process_argv
+from core.processes import clickhouse_answers, process_argv
 from tests.settings import PROCESS_REDIS, RUN_DIR
 
 SRC = Path(__file__).resolve().parents[1]
@@ -69,14 +67,8 @@ def start_clickhouse(env: dict[str, str], data_path: Path) -> subprocess.Popen[b
     log = data_path.parent / f"{data_path.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     process = start("clickhouse", {**env, "EMBEDDED_CLICKHOUSE_PATH": str(data_path)}, data_path, log=log)
-    parts = urlsplit(env["CLICKHOUSE_URL"])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://{parts.hostname}:{parts.port}/ping", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.1)
+    if clickhouse_answers(env["CLICKHOUSE_URL"], process):
+        return process
     kill(process)
     raise AssertionError(f"the embedded ClickHouse server did not start: {log.read_text()[-2000:]}")
 
