@@ -76,6 +76,10 @@ class Config:
     outbox_purge_interval_seconds: float
     ingest_max_events: int
     ingest_max_bytes: int
+    ingest_rate_limit_per_minute: int
+    read_rate_limit_per_minute: int
+    read_max_execution_seconds: float
+    read_max_memory_bytes: int
     sentry_dsn: str
     sentry_environment: str
     sentry_sample_rate: float
@@ -262,6 +266,10 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         outbox_purge_interval_seconds=env.number("OUTBOX_PURGE_INTERVAL_SECONDS", 60.0, minimum=1.0),
         ingest_max_events=env.integer("INGEST_MAX_EVENTS", 1000),
         ingest_max_bytes=env.integer("INGEST_MAX_BYTES", 5 * 1024 * 1024),
+        ingest_rate_limit_per_minute=env.integer("INGEST_RATE_LIMIT_PER_MINUTE", 0, minimum=0),
+        read_rate_limit_per_minute=env.integer("READ_RATE_LIMIT_PER_MINUTE", 600, minimum=0),
+        read_max_execution_seconds=env.number("READ_MAX_EXECUTION_SECONDS", 10.0, minimum=0.1),
+        read_max_memory_bytes=env.integer("READ_MAX_MEMORY_BYTES", 2 * 1024**3, minimum=1024**2),
         sentry_dsn=env.text("SENTRY_DSN", ""),
         sentry_environment=env.text("SENTRY_ENVIRONMENT", "production"),
         sentry_sample_rate=env.number("SENTRY_SAMPLE_RATE", 1.0),

@@ -25,6 +25,7 @@ from django.utils.http import parse_header_parameters
 
 from core.middleware import log_request, start_request
 from eventlog.ingest import Answer, Limits, ingest
+from eventlog.runtime import rate_limiter
 
 PATH = "/api/v1/events"
 StartResponse = Callable[..., Any]
@@ -69,6 +70,7 @@ class IngestFastPath:
                 content_length=environ.get("CONTENT_LENGTH"),
                 read=environ["wsgi.input"].read,
                 limits=Limits.from_settings(),
+                limiter=rate_limiter(),
             ), headers
         except Exception:  # the boundary, as Django's handler is: a 500, reported, never a crash
             sentry_sdk.capture_exception()

@@ -1,12 +1,15 @@
 from django.contrib import admin
 from django.urls import path
 
-from eventlog import views
+from eventlog import read_api, views
 
 urlpatterns = [
     path("", views.status_page, name="status"),
     path("admin/", admin.site.urls),
     path("api/v1/events", views.events, name="events"),
+    path("api/v1/events/counts", read_api.counts_view, name="event-counts"),
+    path("api/v1/events/export", read_api.export_view, name="event-export"),
+    path("api/v1/events/<str:event_id>", read_api.event_view, name="event"),
     path("api/v1/stats", views.stats, name="stats"),
     path("metrics", views.metrics, name="metrics"),
     path("healthz", views.healthz, name="healthz"),

@@ -264,11 +264,14 @@ def _call(
 
 def _result(raw: Any, output_format: str, statement: Statement) -> Result:
     body = raw.bytes()
+    # rows_read() counts a result's rows (an insert's: those written); storage_rows_read() the rows
+    # the query read from tables, which is what a server's read_rows reports.
     rows, size = str(raw.rows_read()), str(raw.bytes_read())
+    read_rows, read_bytes = str(raw.storage_rows_read()), str(raw.storage_bytes_read())
     insert = statement.keyword == b"INSERT"
     summary = {
-        "read_rows": "0" if insert else rows,
-        "read_bytes": "0" if insert else size,
+        "read_rows": "0" if insert else read_rows,
+        "read_bytes": "0" if insert else read_bytes,
         "written_rows": rows if insert else "0",
         "written_bytes": size if insert else "0",
         "total_rows_to_read": "0",

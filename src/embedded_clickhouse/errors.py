@@ -21,6 +21,7 @@ CODES = {
     "ABORTED": 236,
     "AUTHENTICATION_FAILED": 516,
     "UNKNOWN_FORMAT": 73,
+    "CANNOT_PARSE_INPUT_ASSERTION_FAILED": 27,
 }
 
 # The HTTP status a ClickHouse server answers for an error, by the error's name (its

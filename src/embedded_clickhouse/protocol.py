@@ -3,7 +3,8 @@
 What a ClickHouse server reads from a request, this reads the same way: the query in the `query`
 URL parameter, the body, or the start in one and the rest in the other (joined by a line break);
 `database`, `default_format`, `query_id`, `session_id` (with `session_timeout`, `session_check`),
-`param_<name>` query parameters, and every other URL parameter as a setting of the query. The
+`param_<name>` query parameters, and every other URL parameter as a setting of the query; the
+fields of a multipart/form-data body are read as URL parameters. The
 credentials come from basic auth, `X-ClickHouse-User`/`X-ClickHouse-Key` or `user`/`password`.
 A body may be compressed (`Content-Encoding`, bodies.py), and a response is, in the client's
 preferred of gzip, deflate, zstd and lz4, when `enable_http_compression=1` asks for it.
@@ -20,7 +21,9 @@ import logging
 import uuid
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from email.parser import BytesParser
+from email.policy import HTTP
 from pathlib import Path
 
 import lz4.frame
@@ -105,10 +108,9 @@ def answer_before_body(head: Head, credentials: Credentials, timezone: str) -> R
             )
         if head.method not in ("GET", "POST"):
             raise ServerError("UNSUPPORTED_METHOD", f"HTTP method {head.method} is not allowed", status=405)
-        if head.headers.get("content-type", "").startswith("multipart/"):
-            raise ServerError(
-                "BAD_ARGUMENTS", "The embedded server does not read multipart bodies (external data)"
-            )
+        content_type = head.headers.get("content-type", "")
+        if content_type.startswith("multipart/") and not content_type.startswith("multipart/form-data"):
+            raise ServerError("BAD_ARGUMENTS", f"The embedded server does not read {content_type} bodies")
         authenticate(head, credentials)
     except ServerError as error:
         return error_response(error, head.query_id, timezone)
@@ -198,6 +200,8 @@ def _presented(head: Head) -> tuple[str, str]:
 
 
 def _execute(head: Head, body: bytes | SpooledRows, engine: Engine, query_id: str) -> Result:
+    if isinstance(body, bytes) and head.headers.get("content-type", "").startswith("multipart/form-data"):
+        head, body = _with_form_fields(head, body)
     params = head.params
     for name, feature in _UNSUPPORTED.items():
         if params.get(name, "0") not in ("", "0"):
@@ -220,6 +224,30 @@ def _execute(head: Head, body: bytes | SpooledRows, engine: Engine, query_id: st
             close=params.get("close_session", "0") == "1",
         )
     return engine.execute(query, session)
+
+
+def _with_form_fields(head: Head, body: bytes) -> tuple[Head, bytes]:
+    """A form's fields are read as URL parameters, as a server reads them: clickhouse-connect
+    sends the query and its `param_*` values as a form once they would make the URL too long.
+    Its files are external data, which this server does not have."""
+    form = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + head.headers["content-type"].encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not form.is_multipart() or form.defects:
+        raise ServerError("CANNOT_PARSE_INPUT_ASSERTION_FAILED", "Malformed multipart/form-data body")
+    fields: dict[str, str] = {}
+    for part in form.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if part.get_filename() is not None:
+            raise ServerError("BAD_ARGUMENTS", "The embedded server does not read external data (form files)")
+        if not isinstance(name, str):
+            raise ServerError("CANNOT_PARSE_INPUT_ASSERTION_FAILED", "A form field without a name")
+        payload = part.get_payload(decode=True)
+        try:
+            fields[name] = payload.decode() if isinstance(payload, bytes) else ""
+        except UnicodeDecodeError:
+            raise ServerError("BAD_ARGUMENTS", f"Form field {name!r} is not valid UTF-8") from None
+    return replace(head, params={**head.params, **fields}), b""
 
 
 def _statement(head: Head, body: bytes, formats: frozenset[str]) -> tuple[Statement, memoryview | None]:

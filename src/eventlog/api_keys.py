@@ -1,4 +1,5 @@
-"""API keys for the HTTP producer API: created once, shown once, stored as a SHA-256 hash."""
+"""API keys for the HTTP API: created once, shown once, stored as a SHA-256 hash; each with its
+scopes (ingest, read) and, optionally, the only environments it may send or read."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from eventlog.models import ApiKey
 
@@ -21,10 +22,24 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
-def create_api_key(name: str) -> tuple[ApiKey, str]:
-    """Create a key named `name`. Returns the stored row and the raw key, which is not kept."""
+def create_api_key(
+    name: str, scopes: Sequence[str] = ("ingest",), environments: Sequence[str] = ()
+) -> tuple[ApiKey, str]:
+    """Create a key named `name`. Returns the stored row and the raw key, which is not kept.
+    Raises ValueError for an unknown scope, no scope, or an empty environment name."""
+    unknown = set(scopes) - set(ApiKey.Scope.values)
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {', '.join(ApiKey.Scope.values)}, got {', '.join(scopes)}")
+    if any(not environment.strip() for environment in environments):
+        raise ValueError("an environment name may not be empty")
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey.objects.create(name=name, prefix=raw_key[:12], key_hash=hash_key(raw_key))
+    api_key = ApiKey.objects.create(
+        name=name,
+        prefix=raw_key[:12],
+        key_hash=hash_key(raw_key),
+        scopes=sorted(set(scopes)),
+        environments=sorted(set(environments)),
+    )
     return api_key, raw_key
 
 

@@ -45,6 +45,26 @@ INGEST_REQUESTS = Counter(
     "eventlog_ingest_requests", "Answers of POST /api/v1/events, by HTTP status code.", ["status"]
 )
 
+# --- Reads: counted by the web processes (and any process reading events)
+
+READ_REQUESTS = Counter(
+    "eventlog_read_requests",
+    "Answers of the read API (/api/v1/events and below), by endpoint and HTTP status code.",
+    ["endpoint", "status"],
+)
+READ_ROWS = Histogram(
+    "eventlog_read_rows",
+    "Rows ClickHouse read for one query of the read side (its own summary), by endpoint. A page's "
+    "should stay flat however deep it is; a count's grows with the range.",
+    ["endpoint"],
+    buckets=(1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000),
+)
+RATE_LIMITED = Counter(
+    "eventlog_rate_limited",
+    "Requests refused with 429 because their key was over its limit, by scope.",
+    ["scope"],
+)
+
 # --- Relay: counted by the worker
 
 RELAY_BATCHES = Counter(

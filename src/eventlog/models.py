@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -149,17 +150,33 @@ class OutboxEvent(models.Model):
         return f"{self.event_type} {self.event_id}"
 
 
+def default_scopes() -> list[str]:
+    return ["ingest"]
+
+
 class ApiKey(models.Model):
     """A key for the HTTP API. Only its SHA-256 is stored: keys are random 256-bit tokens, so a
-    fast hash is as safe as a slow one and keeps authentication to one indexed lookup."""
+    fast hash is as safe as a slow one and keeps authentication to one indexed lookup.
+
+    `scopes` says what it may do (`ingest`: send events; `read`: read them back); `environments`,
+    when not empty, are the only environments it may send or read."""
+
+    class Scope(models.TextChoices):
+        INGEST = "ingest"
+        READ = "read"
 
     name = models.CharField(max_length=100, unique=True)
     prefix = models.CharField(max_length=12, help_text="The key's first characters, to tell keys apart.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices), default=default_scopes)
+    environments = ArrayField(models.CharField(max_length=255), default=list, blank=True)
 
     class Meta:
         db_table = "eventlog_api_key"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes

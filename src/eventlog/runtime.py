@@ -1,4 +1,4 @@
-"""The composition root: the process-wide objects the Celery tasks and commands work with,
+"""The composition root: the process-wide objects the Celery tasks, views and commands work with,
 built on first use from settings."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from redis import Redis
 
 from eventlog.clickhouse import ClickHouseOptions, EventLogWriter
 from eventlog.coordination import RelayCoordinator
+from eventlog.rate_limits import RateLimiter
+from eventlog.reading.store import EventLogReader, ReadLimits
 
 
 @functools.cache
@@ -44,3 +46,18 @@ def relay_coordinator() -> RelayCoordinator:
         lease_seconds=config.relay_lease_seconds,
         max_events_per_second=config.relay_max_events_per_second,
     )
+
+
+@functools.cache
+def event_log_reader() -> EventLogReader:
+    """The reader for CLICKHOUSE_URL, within the READ_MAX_* limits; each thread connects on first use."""
+    config = settings.EVENTLOG
+    limits = ReadLimits(
+        max_seconds=config.read_max_execution_seconds, max_memory_bytes=config.read_max_memory_bytes
+    )
+    return EventLogReader(config.clickhouse_url, clickhouse_options(), limits)
+
+
+@functools.cache
+def rate_limiter() -> RateLimiter:
+    return RateLimiter(redis_client())

@@ -11,17 +11,19 @@ from typing import Any
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from eventlog.api_keys import authenticate
 from eventlog.health import readiness
 from eventlog.ingest import Limits, ingest
 from eventlog.metrics import web_metrics
-from eventlog.runtime import event_log_writer, redis_client
+from eventlog.read_api import list_view
+from eventlog.runtime import event_log_writer, rate_limiter, redis_client
 from eventlog.stats import outbox_stats
 from eventlog.status import status_snapshot
 
@@ -46,16 +48,20 @@ def api_key_required(view: View) -> View:
 
 
 @csrf_exempt
-@require_POST
-def events(request: HttpRequest) -> HttpResponse:
-    """POST /api/v1/events through Django (eventlog/ingest.py); the web server answers it on its
-    fast path (eventlog/wsgi.py) before Django, the same way."""
+@require_http_methods(["GET", "POST"])
+def events(request: HttpRequest) -> HttpResponseBase:
+    """GET /api/v1/events lists events (eventlog/read_api.py). POST sends them, through Django
+    (eventlog/ingest.py); the web server answers a POST on its fast path (core/fastpath.py)
+    before Django, the same way."""
+    if request.method == "GET":
+        return list_view(request)
     answer = ingest(
         authorization=request.headers.get("Authorization"),
         content_type=request.content_type or "",
         content_length=request.headers.get("Content-Length"),
         read=request.read,
         limits=Limits.from_settings(),
+        limiter=rate_limiter(),
     )
     response = JsonResponse(answer.body, status=answer.status)
     for name, value in answer.headers.items():

@@ -211,10 +211,11 @@ def test_limits_come_from_settings(http: HttpClient, api_key: str, settings: Any
     assert post(http, api_key, {"event_type": "a", "event_context": {"k": "v" * 100}}).status_code == 413
 
 
-@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
 def test_other_methods_are_405(http: HttpClient, api_key: str, method: str) -> None:
     response = getattr(http, method)(URL, headers={"Authorization": f"Bearer {api_key}"})
     assert response.status_code == 405
+    assert response["Allow"] == "GET, POST"  # GET reads events back (tests/test_read_api.py)
 
 
 def test_stats_requires_a_key_and_counts_the_outbox(http: HttpClient, api_key: str) -> None:

@@ -72,7 +72,8 @@ def test_a_host_not_allowed_is_refused_before_anything_is_read() -> None:
 
 def test_every_other_request_is_djangos() -> None:
     assert call("GET", "/healthz")[0] == 200
-    assert call("GET", "/api/v1/events")[0] == 405
+    assert call("GET", "/api/v1/events")[0] == 401  # the read API: Django's, with no key
+    assert call("PUT", "/api/v1/events")[0] == 405
 
 
 def test_with_https_required_plain_http_is_redirected_and_https_gets_hsts(settings: Any) -> None:

@@ -54,6 +54,18 @@ def test_clickhouse_connect_sees_a_server_with_its_version_and_timezone() -> Non
     assert connected.command("SELECT version()") == connected.server_version
 
 
+def test_query_parameters_over_4_kib_reach_the_engine_as_a_form() -> None:
+    """clickhouse-connect moves the query and its parameters into a multipart form past 4 KiB."""
+    values = [f"value-{i}-" + "é" * 40 for i in range(100)]
+    query = "SELECT length({values:Array(String)}), {values:Array(String)}[100], {one:String}"
+    assert client().query(query, parameters={"values": values, "one": "x"}).result_rows == [
+        (100, values[-1], "x")
+    ]
+    assert client(form_encode_query_params=True).query(
+        "SELECT {n:UInt8} + 1", parameters={"n": 1}
+    ).result_rows == [(2,)]
+
+
 @pytest.mark.parametrize("compress", [True, "lz4", "zstd", "gzip", False])
 def test_native_inserts_and_reads_round_trip_with_each_compression(table: str, compress: object) -> None:
     connected = client(compress=compress)

@@ -203,7 +203,14 @@ def test_only_a_statement_with_a_result_names_its_format(table: str) -> None:
     [
         ({"query": "SELECT 1 FORMAT DataFrame"}, None, {}, "73"),
         ({}, b"SELECT '\xff'", {}, "36"),
-        ({}, b"--x\r\n", {"Content-Type": "multipart/form-data; boundary=x"}, "36"),
+        ({}, b"--x\r\n", {"Content-Type": "multipart/form-data; boundary=x"}, "27"),
+        ({}, b"SELECT 1", {"Content-Type": "multipart/mixed; boundary=x"}, "36"),
+        (
+            {},
+            b'--x\r\nContent-Disposition: form-data; name="t"; filename="t.csv"\r\n\r\n1\r\n--x--\r\n',
+            {"Content-Type": "multipart/form-data; boundary=x"},
+            "36",
+        ),
     ],
 )
 def test_what_only_chdb_or_no_server_would_take_is_refused(

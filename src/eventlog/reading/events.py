@@ -1,0 +1,227 @@
+"""Events read back: a page of them, one by id, and an export of all of them.
+
+A page is the `limit` events after its cursor in the sorting key's order (cursor.py), read with one
+query that fetches one event more than it returns: that one says whether there is a next page. An
+export is the same traversal in chunks rendered by ClickHouse itself (NDJSON or CSV text), so the
+process streaming it holds one chunk at a time whatever the range, and a stream cut midway can
+name the cursor after the last event it sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from eventlog.errors import ClickHouseError, InvalidQuery
+from eventlog.reading.cursor import Cursor, Order, Position, encode_cursor
+from eventlog.reading.filters import Access, Filters, format_time, from_micros, micros, parse_time, where
+from eventlog.reading.store import EventLogReader
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+EXPORT_CHUNK = 50_000
+ExportFormat = Literal["ndjson", "csv"]
+
+_COLUMNS = (
+    "toString(event_id), event_type, toUnixTimestamp64Micro(event_date_time), environment, "
+    "event_context, metadata_version"
+)
+# ClickHouse renders an event as the list does: the same fields, in the same order, context as is.
+_NDJSON_LINE = (
+    'concat(\'{"event_id":"\', toString(event_id), \'","event_type":\', toJSONString(event_type), '
+    "',\"event_date_time\":\"', formatDateTime(event_date_time, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC'), "
+    '\'","environment":\', toJSONString(environment), \',"event_context":\', event_context, '
+    "',\"metadata_version\":', toString(metadata_version), '}\\n')"
+)
+_QUOTED = "concat('\"', replaceAll({column}, '\"', '\"\"'), '\"')"  # a CSV field, as RFC 4180 quotes it
+_CSV_LINE = (
+    "concat(toString(event_id), ',', " + _QUOTED.format(column="event_type") + ", ',', "
+    "formatDateTime(event_date_time, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC'), ',', "
+    + _QUOTED.format(column="environment")
+    + ", ',', "
+    + _QUOTED.format(column="event_context")
+    + ", ',', "
+    "toString(metadata_version), '\\n')"
+)
+CSV_HEADER = b"event_id,event_type,event_date_time,environment,event_context,metadata_version\n"
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+    read_rows: int  # what ClickHouse read for it (its summary)
+
+
+def _after(cursor: Cursor | None, order: Order) -> tuple[list[str], dict[str, Any]]:
+    """The keyset condition: strictly after the cursor's event in `order`. The time comparison
+    comes first and alone, so ClickHouse's primary index skips everything before it."""
+    if cursor is None:
+        return [], {}
+    sign = "<" if order == "desc" else ">"
+    position = cursor.after
+    time = "fromUnixTimestamp64Micro({after_micros:Int64}, 'UTC')"
+    condition = (
+        f"event_date_time {sign}= {time} AND (event_date_time {sign} {time} OR "
+        f"(event_type, event_id) {sign} ({{after_type:String}}, {{after_id:UUID}}))"
+    )
+    return [condition], {
+        "after_micros": position.micros,
+        "after_type": position.event_type,
+        "after_id": position.event_id,
+    }
+
+
+def _query(
+    select: str, filters: Filters, order: Order, cursor: Cursor | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    conditions, parameters = where(filters)
+    after, after_parameters = _after(cursor, order)
+    direction = "DESC" if order == "desc" else "ASC"
+    order_by = f"event_date_time {direction}, event_type {direction}, event_id {direction}"
+    sql = (
+        f"SELECT {select} FROM {{table}} WHERE {' AND '.join(conditions + after)} "
+        f"ORDER BY {order_by} LIMIT {int(limit)}"
+    )
+    return sql, {**parameters, **after_parameters}
+
+
+def _event(row: tuple[Any, ...]) -> dict[str, Any]:
+    event_id, event_type, micros, environment, context, version = row
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "event_date_time": format_time(from_micros(int(micros))),
+        "environment": environment,
+        "event_context": orjson.loads(context),
+        "metadata_version": int(version),
+    }
+
+
+def list_events(
+    reader: EventLogReader, filters: Filters, access: Access, *, order: Order, limit: int,
+    cursor: Cursor | None, secret: str,
+) -> Page:  # fmt: skip
+    """The page of `filters`' events (as `access` may see them) after `cursor`, `limit` at most."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidQuery(f"limit must be between 1 and {MAX_PAGE}")
+    visible = access.restrict(filters)
+    if visible is None:
+        return Page([], None, 0)
+    sql, parameters = _query(_COLUMNS, visible, order, cursor, limit + 1)
+    result = reader.select(sql, parameters, max_rows=limit + 1, endpoint="list")
+    events = [_event(row) for row in result.rows[:limit]]
+    next_cursor = None
+    if len(result.rows) > limit:
+        last = result.rows[limit - 1]
+        position = Position(int(last[2]), last[1], last[0])
+        next_cursor = encode_cursor(Cursor(filters, order, position), secret)
+    return Page(events, next_cursor, result.read_rows)
+
+
+def get_event(reader: EventLogReader, event_id: str, access: Access) -> dict[str, Any] | None:
+    """The event with this id, if there is one `access` may see."""
+    try:
+        canonical = str(uuid.UUID(event_id))
+    except ValueError:
+        return None
+    conditions = ["event_id = {event_id:UUID}"]
+    parameters: dict[str, Any] = {"event_id": canonical}
+    if access.environments is not None:
+        conditions.append("environment IN {environments:Array(String)}")
+        parameters["environments"] = sorted(access.environments)
+    sql = f"SELECT {_COLUMNS} FROM {{table}} WHERE {' AND '.join(conditions)} LIMIT 1"
+    rows = reader.select(sql, parameters, max_rows=1, endpoint="event").rows
+    return _event(rows[0]) if rows else None
+
+
+@dataclass
+class ExportProgress:
+    """How far an export got: events sent, and the position of the last one."""
+
+    events: int = 0
+    last: Position | None = None
+
+
+def export_chunks(
+    reader: EventLogReader, filters: Filters, access: Access, *, order: Order, fmt: ExportFormat,
+    cursor: Cursor | None, progress: ExportProgress, chunk: int = EXPORT_CHUNK,
+) -> Iterator[bytes]:  # fmt: skip
+    """Every event of `filters` after `cursor`, rendered, one chunk of text at a time; `progress`
+    follows what was yielded. Raises ClickHouseError when a chunk cannot be read (`progress` then
+    says where to resume)."""
+    visible = access.restrict(filters)
+    if visible is None:
+        return
+    render = _NDJSON_LINE if fmt == "ndjson" else _CSV_LINE
+    while True:
+        sql, parameters = _query(render, visible, order, cursor, chunk)
+        lines = reader.select_text(sql, parameters, max_rows=chunk, endpoint="export")
+        if not lines:
+            return
+        yield b"".join(lines)
+        progress.events += len(lines)
+        progress.last = _position(lines[-1], fmt)
+        cursor = Cursor(filters, order, progress.last)
+        if len(lines) < chunk:
+            return
+
+
+def _position(line: bytes, fmt: ExportFormat) -> Position:
+    if fmt == "ndjson":
+        event = json.loads(line)
+        event_id, event_type, at = (
+            str(event["event_id"]),
+            str(event["event_type"]),
+            str(event["event_date_time"]),
+        )
+    else:
+        fields = next(csv.reader(io.StringIO(line.decode())))
+        event_id, event_type, at = fields[0], fields[1], fields[2]
+    return Position(micros(parse_time("event_date_time", at)), event_type, event_id)
+
+
+def export(
+    reader: EventLogReader, filters: Filters, access: Access, *, order: Order, fmt: ExportFormat,
+    cursor: Cursor | None, secret: str, chunk: int = EXPORT_CHUNK,
+) -> Iterator[bytes]:  # fmt: skip
+    """The body of an export, its first chunk already read: an error before anything is sent is
+    raised here, to be answered with its status.
+
+    NDJSON: the events, then `{"complete": true, "events": N}`; when ClickHouse fails midway,
+    `{"complete": false, "events": N, "resume_cursor": ...}` after the last whole event sent, from
+    which an export with the same filters yields exactly the rest. CSV has a header line and no
+    place for a last word: a failure midway is raised, so the HTTP response ends without its last
+    chunk and the client sees a broken transfer."""
+    progress = ExportProgress()
+    chunks = export_chunks(
+        reader, filters, access, order=order, fmt=fmt, cursor=cursor, progress=progress, chunk=chunk
+    )
+    first = next(chunks, b"")
+    if fmt == "csv":
+        return itertools.chain([CSV_HEADER, first], chunks)
+    return _ndjson(first, chunks, progress, filters, order, cursor, secret)
+
+
+def _ndjson(
+    first: bytes, chunks: Iterator[bytes], progress: ExportProgress, filters: Filters, order: Order,
+    cursor: Cursor | None, secret: str,
+) -> Iterator[bytes]:  # fmt: skip
+    yield first
+    try:
+        yield from chunks
+    except ClickHouseError as exc:
+        resume = Cursor(filters, order, progress.last) if progress.last else cursor
+        tail: dict[str, Any] = {"complete": False, "events": progress.events, "error": str(exc)}
+        tail["resume_cursor"] = encode_cursor(resume, secret) if resume else None
+        yield orjson.dumps(tail) + b"\n"
+        return
+    yield orjson.dumps({"complete": True, "events": progress.events}) + b"\n"
