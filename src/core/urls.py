@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/events/export", read_api.export_view, name="event-export"),
     path("api/v1/events/<str:event_id>", read_api.event_view, name="event"),
     path("api/v1/stats", views.stats, name="stats"),
+    path("api/v1/openapi.json", views.openapi, name="openapi"),
     path("metrics", views.metrics, name="metrics"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -22,6 +22,7 @@ from eventlog.api_keys import authenticate
 from eventlog.health import readiness
 from eventlog.ingest import Limits, ingest
 from eventlog.metrics import web_metrics
+from eventlog.openapi import document
 from eventlog.read_api import list_view
 from eventlog.runtime import event_log_writer, rate_limiter, redis_client
 from eventlog.stats import outbox_stats
@@ -73,6 +74,12 @@ def events(request: HttpRequest) -> HttpResponseBase:
 @api_key_required
 def stats(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"outbox": outbox_stats()})
+
+
+@require_GET
+def openapi(request: HttpRequest) -> HttpResponse:
+    """The HTTP API's OpenAPI document (eventlog/openapi.py); public, as the API's shape is no secret."""
+    return JsonResponse(document())
 
 
 @require_GET

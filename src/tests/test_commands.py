@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import json
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from django.core.management import CommandError, call_command
 
 from eventlog.api_keys import authenticate
+from eventlog.clickhouse import EventLogWriter
 from eventlog.events import NewEvent, emit_events
 from tests.conftest import event_log_counts
+from tests.reading.conftest import Stored, spread, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,3 +53,26 @@ def test_relay_outbox_once_drains_the_outbox(clickhouse: Client) -> None:
     call_command("relay_outbox", "--once", "--batch-size", "500", stdout=out)
     assert "relayed 1234 events in 3 batches" in out.getvalue()
     assert event_log_counts(clickhouse) == (1_234, 1_234)
+
+
+def test_events_prints_a_table_and_writes_an_export_with_the_apis_filters(
+    writer: EventLogWriter, clickhouse: Client, tmp_path: Path
+) -> None:
+    store(writer, [*spread(30, event_type="paid", event_context={"plan": "pro"}), Stored("refunded")])
+    out = StringIO()
+    window = ["--from", "2026-11-19T00:00:00Z", "--to", "2026-11-21T00:00:00Z"]
+    call_command("events", *window, "--type", "paid", "--limit", "5", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["event_date_time", "event_type", "environment", "event_id", "event_context"]
+    assert len(lines) == 1 + 5 + 1
+    assert "5 event(s) (more:" in lines[-1]
+    assert "2026-11-20T00:00:29.000000Z" in lines[1]
+    target = tmp_path / "paid.ndjson"
+    call_command(
+        "events", *window, "--context", "plan=pro", "--format", "ndjson", "--output", str(target), stdout=out
+    )
+    exported = [json.loads(line) for line in target.read_bytes().splitlines()]
+    assert exported[-1] == {"complete": True, "events": 30}
+    assert "wrote 30 event(s)" in out.getvalue()
+    with pytest.raises(CommandError, match="offset"):
+        call_command("events", "--from", "2026-11-19T00:00:00", stdout=StringIO())

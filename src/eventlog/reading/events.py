@@ -191,7 +191,7 @@ def _position(line: bytes, fmt: ExportFormat) -> Position:
 
 def export(
     reader: EventLogReader, filters: Filters, access: Access, *, order: Order, fmt: ExportFormat,
-    cursor: Cursor | None, secret: str, chunk: int = EXPORT_CHUNK,
+    cursor: Cursor | None, secret: str, chunk: int = EXPORT_CHUNK, progress: ExportProgress | None = None,
 ) -> Iterator[bytes]:  # fmt: skip
     """The body of an export, its first chunk already read: an error before anything is sent is
     raised here, to be answered with its status.
@@ -200,8 +200,8 @@ def export(
     `{"complete": false, "events": N, "resume_cursor": ...}` after the last whole event sent, from
     which an export with the same filters yields exactly the rest. CSV has a header line and no
     place for a last word: a failure midway is raised, so the HTTP response ends without its last
-    chunk and the client sees a broken transfer."""
-    progress = ExportProgress()
+    chunk and the client sees a broken transfer. `progress`, if given, follows the events sent."""
+    progress = progress or ExportProgress()
     chunks = export_chunks(
         reader, filters, access, order=order, fmt=fmt, cursor=cursor, progress=progress, chunk=chunk
     )

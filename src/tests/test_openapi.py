@@ -1,0 +1,39 @@
+"""The OpenAPI document: valid OpenAPI 3.1, and the same paths and methods as the URLs the app serves."""
+
+from __future__ import annotations
+
+import re
+
+from django.test import Client as HttpClient
+from django.urls import get_resolver
+from openapi_spec_validator import validate
+
+
+def served_api_paths() -> set[str]:
+    """The app's /api/ URL patterns, written as OpenAPI paths (`<str:event_id>` as `{event_id}`)."""
+    paths = set()
+    for pattern in get_resolver().url_patterns:
+        route = str(pattern.pattern)
+        if route.startswith("api/"):
+            paths.add("/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route))
+    return paths
+
+
+def test_the_document_is_valid_openapi_and_describes_every_served_api_path() -> None:
+    response = HttpClient().get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    validate(document)
+    assert set(document["paths"]) == served_api_paths()
+
+
+def test_each_documented_method_is_served_and_others_are_not() -> None:
+    document = HttpClient().get("/api/v1/openapi.json").json()
+    for path, operations in document["paths"].items():
+        url = path.replace("{event_id}", "6f1c1f4e-3b9a-4c1e-9d53-2f1f0a6b8e21")
+        for method in ("get", "post", "put", "delete"):
+            status = getattr(HttpClient(), method)(url).status_code
+            if method in operations:
+                assert status != 405, (method, path)
+            else:
+                assert status == 405, (method, path, status)
