@@ -15,7 +15,8 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Literal
 
 import orjson
@@ -23,11 +24,14 @@ import orjson
 from eventlog.errors import ClickHouseError, InvalidQuery
 from eventlog.reading.cursor import Cursor, Order, Position, encode_cursor
 from eventlog.reading.filters import Access, Filters, format_time, from_micros, micros, parse_time, where
-from eventlog.reading.store import EventLogReader
+from eventlog.reading.store import EventLogReader, Rows
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 EXPORT_CHUNK = 50_000
+# A page's first time slice, and how much wider each next one is (reading in slices: _page_rows).
+FIRST_SLICE = timedelta(hours=1)
+SLICE_GROWTH = 16
 ExportFormat = Literal["ndjson", "csv"]
 
 _COLUMNS = (
@@ -116,15 +120,41 @@ def list_events(
     visible = access.restrict(filters)
     if visible is None:
         return Page([], None, 0)
-    sql, parameters = _query(_COLUMNS, visible, order, cursor, limit + 1)
-    result = reader.select(sql, parameters, max_rows=limit + 1, endpoint="list")
+    result, read_rows = _page_rows(reader, visible, order, cursor, limit + 1)
     events = [_event(row) for row in result.rows[:limit]]
     next_cursor = None
     if len(result.rows) > limit:
         last = result.rows[limit - 1]
         position = Position(int(last[2]), last[1], last[0])
         next_cursor = encode_cursor(Cursor(filters, order, position), secret)
-    return Page(events, next_cursor, result.read_rows)
+    return Page(events, next_cursor, read_rows)
+
+
+def _page_rows(
+    reader: EventLogReader, filters: Filters, order: Order, cursor: Cursor | None, wanted: int
+) -> tuple[Rows, int]:
+    """The first `wanted` rows after `cursor`, found in time slices that widen from the cursor (or
+    the range's edge) until they hold enough rows or span the range; and the rows ClickHouse read
+    for all of them. ClickHouse reads a reverse-ordered LIMIT query over a long range far past
+    what the LIMIT needs (about 1.6 M rows for a page of 10 M events: docs/benchmarks.md, "Reading events back"); a slice
+    is cut by the primary index, so a page reads what lies near its cursor. Each slice holds every
+    event after the cursor and before its far edge, so the first slice with enough rows (or the
+    whole range) gives the same rows as one query over the range would."""
+    width, read_rows = FIRST_SLICE, 0
+    edge = from_micros(cursor.after.micros) if cursor else (filters.end if order == "desc" else filters.start)
+    while True:
+        if order == "desc":
+            part = replace(filters, start=max(filters.start, edge - width))
+            whole = part.start == filters.start
+        else:
+            part = replace(filters, end=min(filters.end, edge + width))
+            whole = part.end == filters.end
+        sql, parameters = _query(_COLUMNS, part, order, cursor, wanted)
+        result = reader.select(sql, parameters, max_rows=wanted, endpoint="list")
+        read_rows += result.read_rows
+        if whole or len(result.rows) >= wanted:
+            return result, read_rows
+        width *= SLICE_GROWTH
 
 
 def get_event(reader: EventLogReader, event_id: str, access: Access) -> dict[str, Any] | None:
