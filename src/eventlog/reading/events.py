@@ -133,13 +133,14 @@ def list_events(
 def _page_rows(
     reader: EventLogReader, filters: Filters, order: Order, cursor: Cursor | None, wanted: int
 ) -> tuple[Rows, int]:
-    """The first `wanted` rows after `cursor`, found in time slices that widen from the cursor (or
-    the range's edge) until they hold enough rows or span the range; and the rows ClickHouse read
-    for all of them. ClickHouse reads a reverse-ordered LIMIT query over a long range far past
-    what the LIMIT needs (about 1.6 M rows for a page of 10 M events: docs/benchmarks.md, "Reading events back"); a slice
-    is cut by the primary index, so a page reads what lies near its cursor. Each slice holds every
-    event after the cursor and before its far edge, so the first slice with enough rows (or the
-    whole range) gives the same rows as one query over the range would."""
+    """The first `wanted` rows after `cursor`, and the rows ClickHouse read for them.
+
+    They are looked for in time slices widening from the cursor (or the range's edge) until one
+    holds enough rows or spans the range. Over a long range ClickHouse reads a reverse-ordered
+    LIMIT query far past what the LIMIT needs (about 1.6 M rows for a page of 10 M events:
+    docs/benchmarks.md, "Reading events back"); a slice is cut by the primary index, so a page
+    reads what lies near its cursor. A slice holds every event between the cursor and its far
+    edge, so the first slice with enough rows gives the rows one query over the range would."""
     width, read_rows = FIRST_SLICE, 0
     edge = from_micros(cursor.after.micros) if cursor else (filters.end if order == "desc" else filters.start)
     while True:
