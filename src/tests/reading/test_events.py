@@ -281,3 +281,25 @@ def test_an_export_cut_midway_says_where_to_resume_and_resuming_yields_exactly_t
     assert json.loads(lines[-1]) == {"complete": True, "events": 1_700}
     rest = [json.loads(line)["event_id"] for line in lines[:-1]]
     assert first_part + rest == expected(own_writer, "desc")
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_sparse_events_are_found_across_widening_slices_exactly_once(
+    writer: EventLogWriter, reader: EventLogReader, order: Order
+) -> None:
+    """Pages are read in time slices from the cursor (1 hour, then 16 times wider): events minutes,
+    days and months apart are each found once, in order, whatever slice they fall in."""
+    gaps = [
+        timedelta(minutes=3),
+        timedelta(hours=5),
+        timedelta(days=2),
+        timedelta(days=40),
+        timedelta(seconds=1),
+    ]
+    moments = [DAY - timedelta(days=200)]
+    for index in range(40):
+        moments.append(moments[-1] + gaps[index % len(gaps)])
+    store(writer, [Stored(event_date_time=moment) for moment in moments])
+    everything = Filters(DAY - timedelta(days=365), DAY + timedelta(days=3000))
+    for limit in (1, 3, 7):
+        assert traverse(reader, everything, order, limit) == expected(writer, order)
