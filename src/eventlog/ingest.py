@@ -1,5 +1,5 @@
 """POST /api/v1/events without a web framework: what both of its shells (the Django view, and the
-web server's fast path in eventlog/wsgi.py) call, so the endpoint behaves the same through either."""
+web server's fast path in core/fastpath.py) call, so the endpoint behaves the same through either."""
 
 from __future__ import annotations
 

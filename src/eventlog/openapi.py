@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventlog.clickhouse import COLUMNS
 from eventlog.reading.events import MAX_PAGE
 from eventlog.reading.filters import MAX_CONTEXT_MATCHES, MAX_VALUE_CHARS, MAX_VALUES
 
@@ -16,14 +17,7 @@ Schema = dict[str, Any]
 _TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset (Z or +hh:mm)"}
 _EVENT: Schema = {
     "type": "object",
-    "required": [
-        "event_id",
-        "event_type",
-        "event_date_time",
-        "environment",
-        "event_context",
-        "metadata_version",
-    ],
+    "required": list(COLUMNS),
     "properties": {
         "event_id": {"type": "string", "format": "uuid"},
         "event_type": {"type": "string"},

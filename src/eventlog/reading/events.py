@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
+from eventlog.clickhouse import COLUMNS
 from eventlog.errors import ClickHouseError, InvalidQuery
 from eventlog.reading.cursor import Cursor, Order, Position, encode_cursor
 from eventlog.reading.filters import Access, Filters, format_time, from_micros, micros, parse_time, where
@@ -55,7 +56,7 @@ _CSV_LINE = (
     + ", ',', "
     "toString(metadata_version), '\\n')"
 )
-CSV_HEADER = b"event_id,event_type,event_date_time,environment,event_context,metadata_version\n"
+CSV_HEADER = ",".join(COLUMNS).encode() + b"\n"
 
 
 @dataclass(frozen=True)

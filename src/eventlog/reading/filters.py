@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -76,9 +76,7 @@ class Access:
         wanted = set(filters.environments) & allowed if filters.environments else allowed
         if not wanted:
             return None
-        return Filters(
-            filters.start, filters.end, filters.event_types, tuple(sorted(wanted)), filters.context
-        )
+        return replace(filters, environments=tuple(sorted(wanted)))
 
 
 EVERYTHING = Access()
