@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import path
 
-from eventlog import read_api, views
+from eventlog import events_page, read_api, views
 
 urlpatterns = [
     path("", views.status_page, name="status"),
     path("admin/", admin.site.urls),
+    path("events/", events_page.events_page, name="events-page"),
     path("api/v1/events", views.events, name="events"),
     path("api/v1/events/counts", read_api.counts_view, name="event-counts"),
     path("api/v1/events/export", read_api.export_view, name="event-export"),

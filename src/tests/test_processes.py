@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,8 +39,11 @@ def free_port() -> int:
         return port
 
 
-def post_events(port: int, key: str, count: int) -> dict[str, int]:
-    body = json.dumps([{"event_type": "order_paid"}] * count).encode()
+def post_events(
+    port: int, key: str, count: int, events: list[dict[str, Any]] | None = None
+) -> dict[str, int]:
+    """POST `count` order_paid events (or `events`) to the web process on `port`."""
+    body = json.dumps([{"event_type": "order_paid"}] * count if events is None else events).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/v1/events",
         data=body,

@@ -5,7 +5,8 @@
     store.py     ClickHouse for reads: read-only, with time, memory and result limits
     events.py    pages of events, one event, and an export streamed chunk by chunk
     counts.py    counts per time bucket in a time zone, every bucket present
+    browse.py    newest first, older and newer a page at a time (the events page)
 
-Every function here takes what it reads from as an argument; the HTTP views (eventlog/read_api.py)
-are shells around them. The HTTP shells are in eventlog/read_api.py.
+Every function here takes what it reads from as an argument; the HTTP views (eventlog/read_api.py,
+eventlog/events_page.py) and `manage.py events` are shells around them.
 """
