@@ -32,7 +32,7 @@ from sizes import FULL, SMOKE, Sizes  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 # relay_backlog first: it must find the outbox as a new database leaves it, never analyzed
 # (relay_drain analyzes it, and a truncated table keeps its statistics).
-WORKLOADS = ("relay_backlog", "relay_drain", "http_ingest", "emit_many", "e2e_latency")
+WORKLOADS = ("relay_backlog", "relay_drain", "http_ingest", "emit_many", "e2e_latency", "read_api")
 
 
 def main(argv: list[str]) -> int:
@@ -79,7 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
     # Imported only now: the workloads define and use Django models.
     from eventlog.clickhouse import EventLogWriter
-    from workloads import backlog, e2e, emit, ingest, relay
+    from workloads import backlog, e2e, emit, ingest, reading, relay
 
     began = time.monotonic()
 
@@ -102,6 +102,7 @@ def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
         "http_ingest": lambda: ingest.run(sizes, log),
         "emit_many": lambda: emit.run(sizes, log),
         "e2e_latency": lambda: e2e.run(sizes, log),
+        "read_api": lambda: reading.run(sizes, client, log),
     }
     workloads: dict[str, Any] = {}
     durations: dict[str, float] = {}

@@ -23,6 +23,11 @@ class Sizes:
     e2e_events_per_s: int  # e2e_latency's steady producer rate
     e2e_seconds: float  # how long it produces
     e2e_events_per_transaction: int
+    read_events: int  # read_api: events in event_log, over read_days
+    read_days: int
+    read_requests: int  # read_api: times each page is asked
+    read_count_requests: int  # read_api: times counts and the context filter are asked
+    read_export_events: int  # read_api: the NDJSON export's size
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +49,11 @@ FULL = Sizes(
     e2e_events_per_s=5_000,
     e2e_seconds=60.0,
     e2e_events_per_transaction=100,
+    read_events=10_000_000,
+    read_days=30,
+    read_requests=200,
+    read_count_requests=20,
+    read_export_events=1_000_000,
 )
 
 # The same code paths on sizes that finish in well under two minutes: figures mean nothing here.
@@ -63,4 +73,9 @@ SMOKE = Sizes(
     e2e_events_per_s=500,
     e2e_seconds=5.0,
     e2e_events_per_transaction=100,
+    read_events=20_000,
+    read_days=30,
+    read_requests=3,
+    read_count_requests=2,
+    read_export_events=2_000,
 )

@@ -54,5 +54,5 @@ class RelayBatchAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("name", "prefix", "created_at")
+    list_display = ("name", "prefix", "scopes", "environments", "created_at")
     readonly_fields = ("prefix", "created_at")

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 
+from eventlog.api_keys import create_api_key
 from eventlog.events import NewEvent, emit_events
 from eventlog.models import OutboxEvent
 
@@ -34,3 +35,11 @@ def test_dead_letters_are_visible_in_the_admin_and_replayable(staff: HttpClient)
     )
     assert b"1 dead letter(s) will be relayed again" in response.content
     assert OutboxEvent.objects.filter(failed_at__isnull=False).count() == 0
+
+
+def test_api_keys_are_listed_with_their_scopes_and_environments(staff: HttpClient) -> None:
+    create_api_key("dashboards", scopes=["read"], environments=["staging"])
+    page = staff.get("/admin/eventlog/apikey/").content.decode()
+    assert "dashboards" in page
+    assert '<td class="field-scopes">read</td>' in page
+    assert '<td class="field-environments">staging</td>' in page

@@ -14,10 +14,10 @@ import io
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -30,10 +30,11 @@ from eventlog.reading.store import EventLogReader, Rows
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 EXPORT_CHUNK = 50_000
-# A page's first time slice, and how much wider each next one is (reading in slices: _page_rows).
+# A read's first time slice, and how much wider each next one is (reading in slices: _sliced).
 FIRST_SLICE = timedelta(hours=1)
 SLICE_GROWTH = 16
 ExportFormat = Literal["ndjson", "csv"]
+Found = TypeVar("Found")
 
 _COLUMNS = (
     "toString(event_id), event_type, toUnixTimestamp64Micro(event_date_time), environment, "
@@ -134,15 +135,34 @@ def list_events(
 def _page_rows(
     reader: EventLogReader, filters: Filters, order: Order, cursor: Cursor | None, wanted: int
 ) -> tuple[Rows, int]:
-    """The first `wanted` rows after `cursor`, and the rows ClickHouse read for them.
+    """The first `wanted` rows after `cursor`, and the rows ClickHouse read for them (_sliced)."""
 
-    They are looked for in time slices widening from the cursor (or the range's edge) until one
-    holds enough rows or spans the range. Over a long range ClickHouse reads a reverse-ordered
-    LIMIT query far past what the LIMIT needs (about 1.6 M rows for a page of 10 M events:
-    docs/benchmarks.md, "Reading events back"); a slice is cut by the primary index, so a page
-    reads what lies near its cursor. A slice holds every event between the cursor and its far
-    edge, so the first slice with enough rows gives the rows one query over the range would."""
-    width, read_rows = FIRST_SLICE, 0
+    def fetch(part: Filters) -> tuple[Rows, int]:
+        sql, parameters = _query(_COLUMNS, part, order, cursor, wanted)
+        result = reader.select(sql, parameters, max_rows=wanted, endpoint="list")
+        return result, result.read_rows
+
+    found, read_rows, _ = _sliced(
+        fetch, lambda rows: len(rows.rows), wanted, filters, order, cursor, FIRST_SLICE
+    )
+    return found, read_rows
+
+
+def _sliced(
+    fetch: Callable[[Filters], tuple[Found, int]], count: Callable[[Found], int], wanted: int,
+    filters: Filters, order: Order, cursor: Cursor | None, width: timedelta,
+) -> tuple[Found, int, timedelta]:  # fmt: skip
+    """What `fetch` finds in the first time slice, widening from the cursor (or the range's
+    edge) from `width`, that holds all it asked for or spans the range; the rows ClickHouse read
+    on the way, and the slice's width.
+
+    Over a long range ClickHouse reads a reverse-ordered LIMIT query far past what the LIMIT needs
+    (about 1.6 M rows for a page of 10 M events: docs/benchmarks.md, "Reading events back"); a
+    slice is cut by the primary index, so a read reads what lies near its cursor. A slice holds
+    every event between the cursor and its far edge, so the first slice with enough rows gives the
+    rows one query over the range would. `fetch` reads up to `wanted` rows with a slice's filters
+    and says how many rows ClickHouse read; `count` says how many it found."""
+    read_rows = 0
     edge = from_micros(cursor.after.micros) if cursor else (filters.end if order == "desc" else filters.start)
     while True:
         if order == "desc":
@@ -151,11 +171,10 @@ def _page_rows(
         else:
             part = replace(filters, end=min(filters.end, edge + width))
             whole = part.end == filters.end
-        sql, parameters = _query(_COLUMNS, part, order, cursor, wanted)
-        result = reader.select(sql, parameters, max_rows=wanted, endpoint="list")
-        read_rows += result.read_rows
-        if whole or len(result.rows) >= wanted:
-            return result, read_rows
+        found, read = fetch(part)
+        read_rows += read
+        if whole or count(found) >= wanted:
+            return found, read_rows, width
         width *= SLICE_GROWTH
 
 
@@ -194,17 +213,25 @@ def export_chunks(
     if visible is None:
         return
     render = _NDJSON_LINE if fmt == "ndjson" else _CSV_LINE
+
+    def fetch(part: Filters) -> tuple[list[bytes], int]:
+        sql, parameters = _query(render, part, order, cursor, chunk)
+        return reader.select_text(sql, parameters, max_rows=chunk, endpoint="export")
+
+    width = FIRST_SLICE
     while True:
-        sql, parameters = _query(render, visible, order, cursor, chunk)
-        lines = reader.select_text(sql, parameters, max_rows=chunk, endpoint="export")
+        lines, _, width = _sliced(fetch, len, chunk, visible, order, cursor, width)
         if not lines:
             return
         yield b"".join(lines)
+        edge = cursor.after.micros if cursor else micros(visible.end if order == "desc" else visible.start)
         progress.events += len(lines)
         progress.last = _position(lines[-1], fmt)
         cursor = Cursor(filters, order, progress.last)
         if len(lines) < chunk:
             return
+        # The next chunk's first slice: twice the time this one spanned, so it is usually the only one.
+        width = max(FIRST_SLICE, timedelta(microseconds=2 * abs(progress.last.micros - edge)))
 
 
 def _position(line: bytes, fmt: ExportFormat) -> Position:

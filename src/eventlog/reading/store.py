@@ -89,8 +89,11 @@ class EventLogReader:
         READ_ROWS.labels(endpoint=endpoint).observe(read_rows)
         return Rows([tuple(row) for row in result.result_rows], read_rows)
 
-    def select_text(self, sql: str, parameters: dict[str, Any], max_rows: int, endpoint: str) -> list[bytes]:
-        """The one String column of `sql`'s rows, as bytes: rows ClickHouse rendered for an export."""
+    def select_text(
+        self, sql: str, parameters: dict[str, Any], max_rows: int, endpoint: str
+    ) -> tuple[list[bytes], int]:
+        """The one String column of `sql`'s rows, as bytes (rows ClickHouse rendered for an
+        export), and the rows ClickHouse read for them."""
         with self._client() as client:
             result = client.query(
                 sql.replace("{table}", self.table),
@@ -98,8 +101,9 @@ class EventLogReader:
                 settings=self.limits.settings(max_rows),
                 query_formats={"String": "bytes"},
             )
-        READ_ROWS.labels(endpoint=endpoint).observe(int(result.summary.get("read_rows", 0)))
-        return list(result.result_columns[0]) if result.result_columns else []
+        read_rows = int(result.summary.get("read_rows", 0))
+        READ_ROWS.labels(endpoint=endpoint).observe(read_rows)
+        return (list(result.result_columns[0]) if result.result_columns else []), read_rows
 
     @contextmanager
     def _client(self) -> Iterator[Client]:

@@ -303,3 +303,26 @@ def test_sparse_events_are_found_across_widening_slices_exactly_once(
     everything = Filters(DAY - timedelta(days=365), DAY + timedelta(days=3000))
     for limit in (1, 3, 7):
         assert traverse(reader, everything, order, limit) == expected(writer, order)
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_an_export_through_dense_and_sparse_stretches_yields_every_event_once_in_order(
+    writer: EventLogWriter, reader: EventLogReader, order: Order
+) -> None:
+    """An export's chunks are read in time slices sized by the chunk before (twice the time it
+    spanned): a chunk after a dense stretch that meets a sparse one must widen, not stop."""
+    import json
+
+    dense = spread(400, start=DAY, step=timedelta(milliseconds=10))
+    sparse = spread(30, start=DAY - timedelta(days=200), step=timedelta(days=7))
+    later = spread(30, start=DAY + timedelta(hours=1), step=timedelta(hours=5))
+    store(writer, dense + sparse + later)
+    everything = Filters(DAY - timedelta(days=365), DAY + timedelta(days=30))
+    body = b"".join(
+        export(
+            reader, everything, EVERYTHING, order=order, fmt="ndjson", cursor=None, secret=SECRET, chunk=45
+        )
+    )
+    lines = [json.loads(line) for line in body.splitlines()]
+    assert lines[-1] == {"complete": True, "events": 460}
+    assert [line["event_id"] for line in lines[:-1]] == expected(writer, order)
