@@ -18,12 +18,14 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from eventlog.errors import ClickHouseError, InvalidQuery, ReadLimitExceeded
 from eventlog.reading.browse import browse_events, chart_interval, resume_browsing
-from eventlog.reading.counts import Bucket, count_events
+from eventlog.reading.counts import Bucket, Interval, count_events
 from eventlog.reading.filters import CONTEXT_PREFIX, EVERYTHING, Filters, format_time, parse_limit
+from eventlog.reading.store import EventLogReader
 from eventlog.runtime import event_log_reader
 
 PAGE_SIZES = (25, 50, 100, 250)
@@ -31,8 +33,10 @@ DEFAULT_PAGE_SIZE = 50
 CHART_WIDTH, CHART_HEIGHT = 960, 180
 # Distinct on a white page and for the common forms of colour blindness (Okabe and Ito's palette).
 COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000")
-_MINUTES = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")  # what <input type=datetime-local> sends
-_OFFSET = re.compile(r".*([Zz]|[+-]\d{2}:\d{2})")
+# What <input type=datetime-local> sends (minutes, maybe seconds), or an RFC 3339 time typed in.
+_FORM_TIME = re.compile(
+    r"(?P<minutes>\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2})(?P<seconds>:\d{2}(\.\d+)?)?(?P<offset>.*)"
+)
 UTC_ZONE = ZoneInfo("UTC")
 
 
@@ -67,8 +71,7 @@ def api_params(form: QueryDict) -> dict[str, list[str]]:
     for name in ("from", "to"):
         raw = form.get(name, "").strip()
         if raw:
-            raw = f"{raw}:00" if _MINUTES.fullmatch(raw) else raw
-            params[name] = [raw if _OFFSET.fullmatch(raw) else f"{raw}Z"]
+            params[name] = [_form_time(raw)]
     for match in form.getlist("context"):
         if match.strip():
             path, equals, value = match.strip().partition("=")
@@ -82,10 +85,23 @@ def api_params(form: QueryDict) -> dict[str, list[str]]:
     return params
 
 
+def _form_time(raw: str) -> str:
+    """A form's time as RFC 3339: seconds added when it has none, UTC when it has no offset."""
+    parts = _FORM_TIME.fullmatch(raw)
+    if parts is None:
+        return raw  # parse_time says what is wrong with it
+    return f"{parts['minutes']}{parts['seconds'] or ':00'}{parts['offset'] or 'Z'}"
+
+
 @require_GET
+@never_cache  # event data must not stay in the browser's cache after a logout
 @staff_member_required
 def events_page(request: HttpRequest) -> HttpResponse:
-    context: dict[str, Any] = {"form": request.GET, "page_sizes": PAGE_SIZES}
+    context: dict[str, Any] = {
+        "form": request.GET,
+        "page_sizes": PAGE_SIZES,
+        "default_size": DEFAULT_PAGE_SIZE,
+    }
     try:
         context.update(_read(request.GET))
     except InvalidQuery as exc:
@@ -103,19 +119,29 @@ def _read(form: QueryDict) -> dict[str, Any]:
     filters, cursor = resume_browsing(params, secret, timezone.now())
     reader = event_log_reader()
     page = browse_events(reader, filters, EVERYTHING, cursor=cursor, limit=limit, secret=secret)
-    buckets = count_events(
-        reader, filters, EVERYTHING, interval=chart_interval(filters), tz=UTC_ZONE, group_by="event_type"
-    )
+    interval = chart_interval(filters)
     return {
         "range": (format_time(filters.start), format_time(filters.end)),
-        "interval": chart_interval(filters),
+        "interval": interval,
         "events": [
             {**event, "json": json.dumps(event, indent=2, ensure_ascii=False)} for event in page.events
         ],
         "older": _link(form, page.older),
         "newer": _link(form, page.newer),
-        "chart": bar_chart(buckets, filters),
+        **_chart(reader, filters, interval),
     }
+
+
+def _chart(reader: EventLogReader, filters: Filters, interval: Interval) -> dict[str, Any]:
+    """The chart, or why there is none: a range too long for the coarsest interval, or more
+    types than a count may return, still leaves the events listed."""
+    try:
+        buckets = count_events(
+            reader, filters, EVERYTHING, interval=interval, tz=UTC_ZONE, group_by="event_type"
+        )
+    except (InvalidQuery, ReadLimitExceeded) as exc:
+        return {"chart": None, "chart_error": str(exc)}
+    return {"chart": bar_chart(buckets, filters)}
 
 
 def _link(form: QueryDict, cursor: str | None) -> str | None:

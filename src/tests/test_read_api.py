@@ -97,6 +97,7 @@ def test_a_cursor_with_other_filters_order_or_altered_is_a_400(writer: EventLogW
         ({"from": "2026-11-20T00:00:00Z", "to": "2026-11-19T00:00:00Z"}, "earlier"),
         ({"limit": "0"}, "limit"),
         ({"limit": "1001"}, "limit"),
+        ({"limit": "\u00b2"}, "limit"),  # a digit to str.isdigit, not to int()
         ({"order": "sideways"}, "order"),
         ({"event-type": "x"}, "unknown parameter"),
         ({"context.": "x"}, "context path"),

@@ -77,7 +77,8 @@ def _cursor(filters: Filters, order: Order, event: dict[str, Any], secret: str) 
 
 
 def chart_interval(filters: Filters) -> Interval:
-    """The finest interval that divides the range into at most MAX_CHART_BUCKETS buckets."""
+    """The finest interval that divides the range into about MAX_CHART_BUCKETS buckets at most
+    (lengths are approximate: a month is taken as 31 days), or month, however many that makes."""
     span = filters.end - filters.start
     for interval, length in _APPROXIMATE_LENGTH.items():
         if span <= length * MAX_CHART_BUCKETS:

@@ -1,22 +1,23 @@
 """Events read back: a page of them, one by id, and an export of all of them.
 
-A page is the `limit` events after its cursor in the sorting key's order (cursor.py), read with one
-query that fetches one event more than it returns: that one says whether there is a next page. An
-export is the same traversal in chunks rendered by ClickHouse itself (NDJSON or CSV text), so the
-process streaming it holds one chunk at a time whatever the range, and a stream cut midway can
-name the cursor after the last event it sent.
+A page is the `limit` events after its cursor in the sorting key's order (cursor.py), fetched with
+one event more than it returns: that one says whether there is a next page. An export is the same
+traversal in chunks rendered by ClickHouse itself (NDJSON or CSV text), so the process streaming it
+holds one chunk at a time whatever the range, and a stream cut midway can name the cursor after the
+last event it sent. Both are read in time slices from their cursor (_sliced).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -142,19 +143,23 @@ def _page_rows(
         result = reader.select(sql, parameters, max_rows=wanted, endpoint="list")
         return result, result.read_rows
 
-    found, read_rows, _ = _sliced(
-        fetch, lambda rows: len(rows.rows), wanted, filters, order, cursor, FIRST_SLICE
-    )
-    return found, read_rows
+    return _sliced(fetch, lambda rows: len(rows.rows), wanted, filters, order, _edge(filters, order, cursor))
+
+
+def _edge(filters: Filters, order: Order, cursor: Cursor | None) -> datetime:
+    """Where a read starts: its cursor, or the end of the range it reads from."""
+    if cursor:
+        return from_micros(cursor.after.micros)
+    return filters.end if order == "desc" else filters.start
 
 
 def _sliced(
     fetch: Callable[[Filters], tuple[Found, int]], count: Callable[[Found], int], wanted: int,
-    filters: Filters, order: Order, cursor: Cursor | None, width: timedelta,
-) -> tuple[Found, int, timedelta]:  # fmt: skip
-    """What `fetch` finds in the first time slice, widening from the cursor (or the range's
-    edge) from `width`, that holds all it asked for or spans the range; the rows ClickHouse read
-    on the way, and the slice's width.
+    filters: Filters, order: Order, edge: datetime, width: timedelta = FIRST_SLICE,
+) -> tuple[Found, int]:  # fmt: skip
+    """What `fetch` finds in the first time slice, widening from `edge` (a cursor, or the end of
+    the range it reads from) from `width`, that holds all it asked for or spans the range; and the
+    rows ClickHouse read on the way.
 
     Over a long range ClickHouse reads a reverse-ordered LIMIT query far past what the LIMIT needs
     (about 1.6 M rows for a page of 10 M events: docs/benchmarks.md, "Reading events back"); a
@@ -163,18 +168,18 @@ def _sliced(
     rows one query over the range would. `fetch` reads up to `wanted` rows with a slice's filters
     and says how many rows ClickHouse read; `count` says how many it found."""
     read_rows = 0
-    edge = from_micros(cursor.after.micros) if cursor else (filters.end if order == "desc" else filters.start)
     while True:
+        # Compared before any arithmetic: a width grown past the range may not fit a datetime.
         if order == "desc":
-            part = replace(filters, start=max(filters.start, edge - width))
-            whole = part.start == filters.start
+            whole = width >= edge - filters.start
+            part = filters if whole else replace(filters, start=edge - width)
         else:
-            part = replace(filters, end=min(filters.end, edge + width))
-            whole = part.end == filters.end
+            whole = width >= filters.end - edge
+            part = filters if whole else replace(filters, end=edge + width)
         found, read = fetch(part)
         read_rows += read
         if whole or count(found) >= wanted:
-            return found, read_rows, width
+            return found, read_rows
         width *= SLICE_GROWTH
 
 
@@ -214,24 +219,28 @@ def export_chunks(
         return
     render = _NDJSON_LINE if fmt == "ndjson" else _CSV_LINE
 
-    def fetch(part: Filters) -> tuple[list[bytes], int]:
-        sql, parameters = _query(render, part, order, cursor, chunk)
-        return reader.select_text(sql, parameters, max_rows=chunk, endpoint="export")
-
     width = FIRST_SLICE
     while True:
-        lines, _, width = _sliced(fetch, len, chunk, visible, order, cursor, width)
+        fetch = functools.partial(_rendered, reader, render, order, cursor, chunk)
+        lines, _ = _sliced(fetch, len, chunk, visible, order, _edge(visible, order, cursor), width)
         if not lines:
             return
         yield b"".join(lines)
-        edge = cursor.after.micros if cursor else micros(visible.end if order == "desc" else visible.start)
         progress.events += len(lines)
         progress.last = _position(lines[-1], fmt)
         cursor = Cursor(filters, order, progress.last)
         if len(lines) < chunk:
             return
         # The next chunk's first slice: twice the time this one spanned, so it is usually the only one.
-        width = max(FIRST_SLICE, timedelta(microseconds=2 * abs(progress.last.micros - edge)))
+        spanned = abs(progress.last.micros - _position(lines[0], fmt).micros)
+        width = max(FIRST_SLICE, timedelta(microseconds=2 * spanned))
+
+
+def _rendered(
+    reader: EventLogReader, render: str, order: Order, cursor: Cursor | None, chunk: int, part: Filters
+) -> tuple[list[bytes], int]:
+    sql, parameters = _query(render, part, order, cursor, chunk)
+    return reader.select_text(sql, parameters, max_rows=chunk, endpoint="export")
 
 
 def _position(line: bytes, fmt: ExportFormat) -> Position:

@@ -142,7 +142,7 @@ def parse_limit(params: Params, default: int, maximum: int) -> int:
     raw = single(params, "limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise InvalidQuery(f"limit must be an integer from 1 to {maximum}, got {raw!r}")
     return int(raw)
 

@@ -240,8 +240,9 @@ def test_times_are_utc_with_microseconds_and_z(writer: EventLogWriter, reader: E
     assert page.events[0]["event_date_time"] == "2026-11-20T01:02:03.000004Z"
 
 
+@pytest.mark.parametrize("order", ["desc", "asc"])
 def test_an_export_cut_midway_says_where_to_resume_and_resuming_yields_exactly_the_rest(
-    clickhouse: object,
+    clickhouse: object, order: Order
 ) -> None:
     """ClickHouse really fails midway: the export's table is dropped after its first chunk."""
     import json
@@ -254,7 +255,7 @@ def test_an_export_cut_midway_says_where_to_resume_and_resuming_yields_exactly_t
     own_writer, own_reader = Writer(url), EventLogReader(url)
     events = store(own_writer, spread(2_000))
     body = export(
-        own_reader, window(), EVERYTHING, order="desc", fmt="ndjson", cursor=None, secret=SECRET, chunk=300
+        own_reader, window(), EVERYTHING, order=order, fmt="ndjson", cursor=None, secret=SECRET, chunk=300
     )
     sent = [next(body)]  # the first chunk, read before the answer starts
     own_writer.client().command(f"DROP TABLE {own_reader.table}")
@@ -271,7 +272,7 @@ def test_an_export_cut_midway_says_where_to_resume_and_resuming_yields_exactly_t
         own_reader,
         window(),
         EVERYTHING,
-        order="desc",
+        order=order,
         fmt="ndjson",
         cursor=resume_cursor,
         secret=SECRET,
@@ -280,7 +281,7 @@ def test_an_export_cut_midway_says_where_to_resume_and_resuming_yields_exactly_t
     lines = b"".join(resumed).splitlines()
     assert json.loads(lines[-1]) == {"complete": True, "events": 1_700}
     rest = [json.loads(line)["event_id"] for line in lines[:-1]]
-    assert first_part + rest == expected(own_writer, "desc")
+    assert first_part + rest == expected(own_writer, order)
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
@@ -326,3 +327,25 @@ def test_an_export_through_dense_and_sparse_stretches_yields_every_event_once_in
     lines = [json.loads(line) for line in body.splitlines()]
     assert lines[-1] == {"complete": True, "events": 460}
     assert [line["event_id"] for line in lines[:-1]] == expected(writer, order)
+
+
+def test_an_export_over_centuries_widens_its_slices_without_leaving_the_calendar(
+    writer: EventLogWriter, reader: EventLogReader
+) -> None:
+    """A chunk spanning 80 years makes the next slice 160 years wide, then 2,560: wider than the
+    time since year 1, which must end the widening (the range is spanned), not overflow."""
+    import json
+
+    centuries = [
+        Stored(event_date_time=datetime(year, 1, 1, tzinfo=UTC)) for year in (2200, 2220, 2240, 2260, 2280)
+    ]
+    store(writer, [*centuries, Stored(event_date_time=datetime(1950, 1, 1, tzinfo=UTC))])
+    everything = Filters(datetime(1900, 1, 1, tzinfo=UTC), datetime(2299, 12, 31, tzinfo=UTC))
+    body = b"".join(
+        export(
+            reader, everything, EVERYTHING, order="desc", fmt="ndjson", cursor=None, secret=SECRET, chunk=5
+        )
+    )
+    lines = [json.loads(line) for line in body.splitlines()]
+    assert lines[-1] == {"complete": True, "events": 6}
+    assert [line["event_id"] for line in lines[:-1]] == expected(writer, "desc")
