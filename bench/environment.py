@@ -103,7 +103,7 @@ def reset_broker() -> None:
 def prepare_database() -> None:
     """A new eventlog_bench, created as `make db` does and migrated. Dropped first: the schema is
     still changing, migrations included, and a run must measure the code as it is now."""
-    db = settings.EVENTLOG.database
+    db = settings.CONFIG.database
     with psycopg.connect(
         dbname="postgres", host=db.host, port=db.port, user=db.user, password=db.password, autocommit=True
     ) as conn:
@@ -115,7 +115,7 @@ def prepare_database() -> None:
 
 def pg_connect() -> psycopg.Connection[Any]:
     """A plain psycopg connection to the benchmark database (autocommit), for COPY and VACUUM."""
-    db = settings.EVENTLOG.database
+    db = settings.CONFIG.database
     return psycopg.connect(
         dbname=db.name, host=db.host, port=db.port, user=db.user, password=db.password, autocommit=True
     )

@@ -77,7 +77,7 @@ def source() -> dict[str, Any]:
 
 def run_settings(sizes: Sizes) -> dict[str, Any]:
     """The settings in effect for every process of the run, and the workload sizes."""
-    config = settings.EVENTLOG
+    config = settings.CONFIG
     web = process_argv("web", Path("unused"))
     worker = process_argv("worker", Path("unused"))
     return {

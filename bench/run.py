@@ -87,7 +87,7 @@ def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
         print(f"[{time.monotonic() - began:7.1f} s] {message}", flush=True)
 
     # This process's client of the run's ClickHouse server, for the baselines (event_log ensured).
-    client = EventLogWriter(settings.EVENTLOG.clickhouse_url).client()
+    client = EventLogWriter(settings.CONFIG.clickhouse_url).client()
     results: dict[str, Any] = {
         "generated_at": report.now(),
         "smoke": sizes == SMOKE,

@@ -96,7 +96,7 @@ def run(sizes: Sizes, client: Client, log: Callable[[str], None]) -> dict[str, A
 def write_history(count: int, client: Client) -> None:
     with pg_connect() as conn:
         seeding.write_history(conn, count, min(count, HISTORY_PER_TRANSACTION))
-    writer = EventLogWriter(settings.EVENTLOG.clickhouse_url)
+    writer = EventLogWriter(settings.CONFIG.clickhouse_url)
     relayed = relay_outbox(writer, HISTORY_BATCH, max_batches=2**31).events
     if relayed != count:
         raise RuntimeError(f"history: relayed {relayed} of {count} events")
@@ -262,8 +262,8 @@ def trickle_runs(sizes: Sizes) -> dict[str, Any]:
     PostgreSQL is PostgreSQL's own account (`pg_stat_database.active_time`: the time its backends
     spent running statements, commits included), read before and after the run; nothing else
     uses the database meanwhile (the worker is stopped, the web process idle)."""
-    writer = EventLogWriter(settings.EVENTLOG.clickhouse_url)
-    config = settings.EVENTLOG
+    writer = EventLogWriter(settings.CONFIG.clickhouse_url)
+    config = settings.CONFIG
     runs: list[tuple[float, float, float]] = []  # whole run, ClickHouse insert, PostgreSQL: seconds
     for index in range(sizes.trickle_runs):
         emit_events([NewEvent("trickle", {"run": index}) for _ in range(sizes.trickle_events)])

@@ -114,7 +114,7 @@ def through_web(
 def seed(client: Client, sizes: Sizes, start: datetime) -> dict[str, Any]:
     span = int((END - start) / timedelta(microseconds=1))
     step, start_micros = span // sizes.read_events, int(start.timestamp()) * 1_000_000
-    block = settings.EVENTLOG.relay_batch_size
+    block = settings.CONFIG.relay_batch_size
     began = time.monotonic()
     for offset in range(0, sizes.read_events, block):
         count = min(block, sizes.read_events - offset)

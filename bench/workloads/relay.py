@@ -67,7 +67,7 @@ def run(sizes: Sizes, client: Client, log: Callable[[str], None]) -> dict[str, A
     check_relay_count(backlog)
     log("our relay's loop alone, in this process, through the embedded server")
     ours["loop_only_events_per_s"] = drain_in_process(
-        client, backlog, EventLogWriter(settings.EVENTLOG.clickhouse_url)
+        client, backlog, EventLogWriter(settings.CONFIG.clickhouse_url)
     )
     log("the same loop with the engine in this process (clickhouse-connect's chDB backend)")
     ours["loop_only_inprocess_events_per_s"] = drain_in_process(client, backlog, in_process_writer())
@@ -92,7 +92,7 @@ def measure_baselines(client: Client, log: Callable[[str], None]) -> dict[str, t
         baselines.create_floor_table(client)
         measured[name] = timed(functools.partial(floor, client))
     log("seed-literal relay")
-    batch_size = settings.EVENTLOG.relay_batch_size  # the seed's slice: as many rows as our batch
+    batch_size = settings.CONFIG.relay_batch_size  # the seed's slice: as many rows as our batch
     measured["seed_literal"] = timed(functools.partial(baselines.seed_literal_relay, client, batch_size))
     return measured
 
@@ -113,7 +113,7 @@ def in_process_writer() -> EventLogWriter:
         dsn = f"chdb://{INPROCESS_CLICKHOUSE}"
         return clickhouse_connect.get_client(dsn=dsn, chdb_options=ENGINE_OPTIONS)
 
-    return EventLogWriter(settings.EVENTLOG.clickhouse_url, opener=open_engine)
+    return EventLogWriter(settings.CONFIG.clickhouse_url, opener=open_engine)
 
 
 def drain_in_process(client: Client, backlog: int, writer: EventLogWriter) -> float:
@@ -126,7 +126,7 @@ def drain_in_process(client: Client, backlog: int, writer: EventLogWriter) -> fl
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE eventlog_relay_batch, eventlog_relay_cursor, eventlog_processed_count")
     writer.client()  # connected, the schema ensured: not on the clock
-    rows, seconds = timed(lambda: relay_outbox(writer, settings.EVENTLOG.relay_batch_size, 2**31).events)
+    rows, seconds = timed(lambda: relay_outbox(writer, settings.CONFIG.relay_batch_size, 2**31).events)
     if rows != backlog:
         raise RuntimeError(f"the in-process relay moved {rows} of {backlog} events")
     return rows / seconds

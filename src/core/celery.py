@@ -29,6 +29,6 @@ def serve_worker_metrics(**kwargs: Any) -> None:
     from eventlog.metrics import start_worker_metrics
     from eventlog.runtime import event_log_writer
 
-    config = settings.EVENTLOG
+    config = settings.CONFIG  # the reference project's own configuration (core/env.py)
     if config.worker_metrics_port:
         start_worker_metrics(event_log_writer(), config.worker_metrics_address, config.worker_metrics_port)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from core.env import REPO_ROOT, load_config
+from typing import Any
+
+from core.env import REPO_ROOT, Config, load_config
 from core.logs import logging_settings
 from core.processes import STATIC_ROOT as STATIC_FILES
 from core.sentry import init_sentry
+from eventlog.conf import DEFAULTS as EVENTLOG_DEFAULTS
 
 CONFIG = load_config()
 init_sentry(CONFIG)
@@ -120,6 +123,13 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-EVENTLOG = CONFIG
+
+# eventlog's own settings (eventlog/conf.py), from the environment's configuration: every key of
+# the app's DEFAULTS is a field of core.env.Config of the same name.
+def eventlog_settings(config: Config) -> dict[str, Any]:
+    return {key: getattr(config, key.lower()) for key in EVENTLOG_DEFAULTS}
+
+
+EVENTLOG = eventlog_settings(CONFIG)
 
 LOGGING = logging_settings(CONFIG)

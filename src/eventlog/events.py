@@ -20,10 +20,10 @@ from json.encoder import encode_basestring
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import connection, transaction
 from psycopg import errors as pg_errors
 
+from eventlog.conf import app_settings
 from eventlog.errors import InvalidEvents, Problem
 from eventlog.metrics import EVENTS_DUPLICATE, count_accepted
 
@@ -145,7 +145,7 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
     An event whose event_id is already in the outbox (or earlier in `events`) is skipped and
     counted as a duplicate. Raises InvalidEvents, writing nothing, if any event is invalid.
     """
-    default_environment = settings.EVENTLOG.environment
+    default_environment = app_settings().environment
     if len(events) >= COPY_FROM_EVENTS and _copy_unless_duplicate(events, default_environment):
         count_accepted(event.event_type for event in events)
         return EmitResult(accepted=len(events), duplicates=0)

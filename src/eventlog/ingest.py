@@ -7,9 +7,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from eventlog.api_keys import authenticate
+from eventlog.conf import app_settings
 from eventlog.errors import InvalidEvents, InvalidRequest, RateLimited, RateLimitUnavailable
 from eventlog.events import NewEvent, emit_events
 from eventlog.metrics import INGEST_REQUESTS
@@ -33,7 +32,7 @@ class Limits:
 
     @classmethod
     def from_settings(cls) -> Limits:
-        config = settings.EVENTLOG
+        config = app_settings()
         return cls(
             max_bytes=config.ingest_max_bytes,
             max_events=config.ingest_max_events,
@@ -72,7 +71,7 @@ def _refused(api_key: ApiKey, limits: Limits, limiter: RateLimiter) -> Answer | 
 def _outside_environments(api_key: ApiKey, events: list[NewEvent]) -> Answer | None:
     if not api_key.environments:
         return None
-    default = settings.EVENTLOG.environment
+    default = app_settings().environment
     foreign = sorted({event.environment or default for event in events} - set(api_key.environments))
     if not foreign:
         return None

@@ -17,6 +17,7 @@ from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from eventlog.api_keys import authenticate
+from eventlog.conf import app_settings
 from eventlog.errors import (
     ClickHouseError,
     InvalidQuery,
@@ -81,7 +82,7 @@ def _answer(view: ReadView, request: HttpRequest, kwargs: dict[str, Any]) -> Htt
     if not api_key.allows(ApiKey.Scope.READ):
         return error(403, "this API key may not read events (it lacks the read scope)")
     try:
-        rate_limiter().check(ApiKey.Scope.READ, api_key.pk, settings.EVENTLOG.read_rate_limit_per_minute)
+        rate_limiter().check(ApiKey.Scope.READ, api_key.pk, app_settings().read_rate_limit_per_minute)
         access = Access(frozenset(api_key.environments) if api_key.environments else None)
         return view(request, access, dict(request.GET.lists()), **kwargs)
     except RateLimited as exc:

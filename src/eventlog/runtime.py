@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import functools
 
-from django.conf import settings
 from redis import Redis
 
 from eventlog.clickhouse import ClickHouseOptions, EventLogWriter
+from eventlog.conf import app_settings
 from eventlog.coordination import RelayCoordinator
 from eventlog.rate_limits import RateLimiter
 from eventlog.reading.store import EventLogReader, ReadLimits
@@ -17,11 +17,11 @@ from eventlog.reading.store import EventLogReader, ReadLimits
 @functools.cache
 def event_log_writer() -> EventLogWriter:
     """The writer for CLICKHOUSE_URL; each thread connects on its first use."""
-    return EventLogWriter(settings.EVENTLOG.clickhouse_url, clickhouse_options())
+    return EventLogWriter(app_settings().clickhouse_url, clickhouse_options())
 
 
 def clickhouse_options() -> ClickHouseOptions:
-    config = settings.EVENTLOG
+    config = app_settings()
     return ClickHouseOptions(
         connect_timeout=config.clickhouse_connect_timeout,
         send_receive_timeout=config.clickhouse_send_receive_timeout,
@@ -34,12 +34,12 @@ def clickhouse_options() -> ClickHouseOptions:
 @functools.cache
 def redis_client() -> Redis:
     """The client for REDIS_URL (the relays' shared state)."""
-    return Redis.from_url(settings.EVENTLOG.redis_url)
+    return Redis.from_url(app_settings().redis_url)
 
 
 @functools.cache
 def relay_coordinator() -> RelayCoordinator:
-    config = settings.EVENTLOG
+    config = app_settings()
     return RelayCoordinator(
         redis_client(),
         slots=config.relay_slots,
@@ -51,7 +51,7 @@ def relay_coordinator() -> RelayCoordinator:
 @functools.cache
 def event_log_reader() -> EventLogReader:
     """The reader for CLICKHOUSE_URL, within the READ_MAX_* limits; each thread connects on first use."""
-    config = settings.EVENTLOG
+    config = app_settings()
     limits = ReadLimits(
         max_seconds=config.read_max_execution_seconds, max_memory_bytes=config.read_max_memory_bytes
     )

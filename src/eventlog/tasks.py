@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task, shared_task
-from django.conf import settings
 
+from eventlog.conf import app_settings
 from eventlog.errors import ClickHouseUnavailable, RetryPending
 from eventlog.retention import purge_processed
 from eventlog.runtime import event_log_writer, relay_coordinator
@@ -32,7 +32,7 @@ from eventlog.scheduled import run_scheduled_relay
     retry_kwargs={"expires": None},
 )
 def relay_outbox_task(self: Task[Any, Any]) -> dict[str, Any]:
-    config, retries = settings.EVENTLOG, self.request.retries
+    config, retries = app_settings(), self.request.retries
     return run_scheduled_relay(
         relay_coordinator(), event_log_writer(), batch_size=config.relay_batch_size,
         max_batches=config.relay_max_batches_per_run, is_retry=retries > 0,
@@ -42,5 +42,5 @@ def relay_outbox_task(self: Task[Any, Any]) -> dict[str, Any]:
 
 @shared_task(name="eventlog.purge_outbox")
 def purge_outbox_task() -> dict[str, int]:
-    cutoff = datetime.now(UTC) - timedelta(days=settings.EVENTLOG.outbox_retention_days)
+    cutoff = datetime.now(UTC) - timedelta(days=app_settings().outbox_retention_days)
     return asdict(purge_processed(cutoff, max_batches=100))

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
@@ -19,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from eventlog.api_keys import authenticate
+from eventlog.conf import app_settings
 from eventlog.health import readiness
 from eventlog.ingest import Limits, ingest
 from eventlog.metrics import web_metrics
@@ -85,7 +85,7 @@ def openapi(request: HttpRequest) -> HttpResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition (eventlog/metrics.py); behind METRICS_TOKEN when it is set."""
-    token = settings.EVENTLOG.metrics_token
+    token = app_settings().metrics_token
     given = request.headers.get("Authorization", "")
     if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return error(401, "missing or invalid metrics token")
@@ -100,7 +100,7 @@ def status_page(request: HttpRequest) -> HttpResponse:
         "status": status_snapshot(),
         "now": timezone.now(),
         "refresh_seconds": STATUS_REFRESH_SECONDS,
-        "lag_alert_seconds": settings.EVENTLOG.ready_max_lag_seconds,
+        "lag_alert_seconds": app_settings().ready_max_lag_seconds,
     }
     return render(request, "eventlog/status.html", context)
 
@@ -115,6 +115,6 @@ def healthz(request: HttpRequest) -> HttpResponse:
 def readyz(request: HttpRequest) -> HttpResponse:
     """200 when PostgreSQL, Redis and ClickHouse answer and the relay's lag is under
     READY_MAX_LAG_SECONDS; otherwise 503 with the reasons."""
-    result = readiness(redis_client(), event_log_writer(), settings.EVENTLOG.ready_max_lag_seconds)
+    result = readiness(redis_client(), event_log_writer(), app_settings().ready_max_lag_seconds)
     body = {"ready": result.ready, "reasons": result.reasons, "checks": result.checks}
     return JsonResponse(body, status=200 if result.ready else 503)

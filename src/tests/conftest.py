@@ -25,7 +25,7 @@ from tests.settings import RUN_DIR
 def clickhouse_server() -> Iterator[subprocess.Popen[bytes]]:
     """The run's embedded ClickHouse server (tests/settings.py chose its port, password and data
     directory), started as `make clickhouse` starts it; every test reaches ClickHouse through it."""
-    data_path = settings.EVENTLOG.embedded_clickhouse.data_path
+    data_path = settings.CONFIG.embedded_clickhouse.data_path
     server = start_clickhouse(process_env("default"), data_path)
     yield server
     kill(server)

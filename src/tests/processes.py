@@ -37,7 +37,7 @@ def new_database() -> str:
 
 def clickhouse_url(database: str, base: str | None = None) -> str:
     """The URL of `database` on the run's server (or on the server at `base`)."""
-    return urlunsplit(urlsplit(base or settings.EVENTLOG.clickhouse_url)._replace(path=f"/{database}"))
+    return urlunsplit(urlsplit(base or settings.EVENTLOG["CLICKHOUSE_URL"])._replace(path=f"/{database}"))
 
 
 def process_env(database: str, **overrides: str) -> dict[str, str]:

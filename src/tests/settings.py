@@ -31,7 +31,7 @@ RUN_DIR = Path(tempfile.gettempdir()) / f"eventlog-test-{secrets.token_hex(6)}"
 os.environ["EMBEDDED_CLICKHOUSE_PATH"] = str(RUN_DIR / "clickhouse")
 
 from core.settings import *  # noqa: E402, F403 (after the environment above: settings read it once)
-from core.settings import CELERY_BEAT_SCHEDULE, CONFIG  # noqa: E402
+from core.settings import CELERY_BEAT_SCHEDULE, CONFIG, eventlog_settings  # noqa: E402
 
 
 def redis_database(url: str, database: int) -> str:
@@ -43,7 +43,7 @@ def redis_database(url: str, database: int) -> str:
 # the tests start (development uses 0, the benchmark 13).
 _TEST_REDIS = redis_database(CONFIG.redis_url, 15)
 PROCESS_REDIS = redis_database(CONFIG.redis_url, 14)
-EVENTLOG = dataclasses.replace(
+CONFIG = dataclasses.replace(
     CONFIG,
     broker_url=_TEST_REDIS,
     redis_url=_TEST_REDIS,
@@ -51,9 +51,9 @@ EVENTLOG = dataclasses.replace(
     relay_interval_seconds=0.5,
     worker_metrics_port=0,  # tests start the metrics server themselves, on a free port
 )
-CELERY_BROKER_URL = EVENTLOG.broker_url
+EVENTLOG = eventlog_settings(CONFIG)
+CELERY_BROKER_URL = CONFIG.broker_url
 CELERY_BEAT_SCHEDULE = {
-    name: {**entry, "schedule": EVENTLOG.relay_interval_seconds}
-    for name, entry in CELERY_BEAT_SCHEDULE.items()
+    name: {**entry, "schedule": CONFIG.relay_interval_seconds} for name, entry in CELERY_BEAT_SCHEDULE.items()
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,7 +49,7 @@ def test_readiness_gives_the_servers_answer_to_a_wrong_password(writer: EventLog
 
 
 def test_readyz_is_503_when_the_oldest_pending_event_is_older_than_the_limit(settings: Any) -> None:
-    settings.EVENTLOG = dataclasses.replace(settings.EVENTLOG, ready_max_lag_seconds=60.0)
+    settings.EVENTLOG = {**settings.EVENTLOG, "READY_MAX_LAG_SECONDS": 60.0}
     emit_events([NewEvent("late")])
     OutboxEvent.objects.update(created_at=datetime.now(UTC) - timedelta(minutes=5))
     response = HttpClient().get("/readyz")

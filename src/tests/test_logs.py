@@ -30,7 +30,7 @@ SECRET = "s3cr3t-context-value"
 
 class Captured:
     def __init__(self, log_format: str) -> None:
-        config = dataclasses.replace(settings.EVENTLOG, log_format=log_format)
+        config = dataclasses.replace(settings.CONFIG, log_format=log_format)
         formatter_settings = dict(logging_settings(config)["formatters"]["structured"])
         formatter_class = formatter_settings.pop("()")
         self.stream = io.StringIO()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import urllib.request
@@ -120,7 +119,7 @@ def test_outbox_gauges_show_pending_events_dead_letters_and_lag(
 
 
 def test_metrics_can_require_a_token(settings: Any) -> None:
-    settings.EVENTLOG = dataclasses.replace(settings.EVENTLOG, metrics_token="s3cret")
+    settings.EVENTLOG = {**settings.EVENTLOG, "METRICS_TOKEN": "s3cret"}
     http = HttpClient()
     assert http.get("/metrics").status_code == 401
     assert http.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200

@@ -3,7 +3,6 @@ limits and the errors of each, on the run's ClickHouse."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 from datetime import timedelta
@@ -215,7 +214,7 @@ def test_an_ndjson_export_streams_every_event_then_a_complete_line(writer: Event
 
 
 def test_a_key_over_its_read_limit_gets_429_with_retry_after(settings: Any) -> None:
-    settings.EVENTLOG = dataclasses.replace(settings.EVENTLOG, read_rate_limit_per_minute=3)
+    settings.EVENTLOG = {**settings.EVENTLOG, "READ_RATE_LIMIT_PER_MINUTE": 3}
     key, other = read_key(), read_key()
     statuses = [get("/api/v1/events", key).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -226,7 +225,7 @@ def test_a_key_over_its_read_limit_gets_429_with_retry_after(settings: Any) -> N
 
 
 def test_ingest_can_be_rate_limited_per_key_too(settings: Any) -> None:
-    settings.EVENTLOG = dataclasses.replace(settings.EVENTLOG, ingest_rate_limit_per_minute=1)
+    settings.EVENTLOG = {**settings.EVENTLOG, "INGEST_RATE_LIMIT_PER_MINUTE": 1}
     key = create_api_key("limited-producer")[1]
 
     def send() -> Any:
@@ -244,8 +243,9 @@ def test_ingest_can_be_rate_limited_per_key_too(settings: Any) -> None:
 def test_a_read_over_clickhouses_memory_limit_is_a_json_error_not_a_partial_page(
     writer: EventLogWriter, settings: Any
 ) -> None:
-    store(writer, spread(1000))
-    settings.EVENTLOG = dataclasses.replace(settings.EVENTLOG, read_max_memory_bytes=1)
+    # Grouping 30,000 types needs more than the smallest limit eventlog accepts, 1 MiB.
+    store(writer, [Stored(f"type-{index}", DAY + timedelta(seconds=index)) for index in range(30_000)])
+    settings.EVENTLOG = {**settings.EVENTLOG, "READ_MAX_MEMORY_BYTES": 1024**2}
     event_log_reader.cache_clear()
     try:
         response = get("/api/v1/events/counts", read_key(), interval="hour", group_by="event_type", **WINDOW)

@@ -88,7 +88,7 @@ def test_a_retry_finding_every_slot_taken_leaves_the_gate_to_the_runs_holding_th
     writer: EventLogWriter,
 ) -> None:
     relay_coordinator().start_backoff()
-    leases = [relay_coordinator().try_acquire_slot() for _ in range(settings.EVENTLOG.relay_slots)]
+    leases = [relay_coordinator().try_acquire_slot() for _ in range(settings.EVENTLOG["RELAY_SLOTS"])]
     assert run(writer, is_retry=True) == {"skipped": "busy"}
     assert not relay_coordinator().backing_off()  # else no retry would be left to reopen it
     for lease in leases:
@@ -107,7 +107,7 @@ def test_the_last_failed_attempt_reopens_the_gate_for_the_next_tick(
 def test_a_tick_finding_every_slot_taken_does_nothing(writer: EventLogWriter, clickhouse: Client) -> None:
     emit_events([NewEvent("a")])
     # Runs elsewhere hold every slot.
-    leases = [relay_coordinator().try_acquire_slot() for _ in range(settings.EVENTLOG.relay_slots)]
+    leases = [relay_coordinator().try_acquire_slot() for _ in range(settings.EVENTLOG["RELAY_SLOTS"])]
     assert run(writer) == {"skipped": "busy"}
     assert None not in leases
     leases[0].release()  # type: ignore[union-attr]

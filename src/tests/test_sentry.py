@@ -88,7 +88,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def sentry_in_this_process(receiver: Receiver) -> Iterator[Receiver]:
-    config = dataclasses.replace(settings.EVENTLOG, sentry_dsn=receiver.dsn, sentry_environment="tests")
+    config = dataclasses.replace(settings.CONFIG, sentry_dsn=receiver.dsn, sentry_environment="tests")
     assert init_sentry(config)
     yield receiver
     sentry_sdk.flush()

@@ -54,7 +54,7 @@ def sentry_envelopes() -> Iterator[list[bytes]]:
     dsn = f"http://public@127.0.0.1:{server.server_address[1]}/1"
     environ = {
         "DJANGO_SECRET_KEY": "x",
-        "CLICKHOUSE_URL": settings.EVENTLOG.clickhouse_url,
+        "CLICKHOUSE_URL": settings.EVENTLOG["CLICKHOUSE_URL"],
         "SENTRY_DSN": dsn,
     }
     assert init_sentry(load_config(environ, env_file=None))

@@ -10,7 +10,7 @@ from django.conf import settings
 
 
 def server() -> tuple[str, int, str, str]:
-    parts = urlsplit(settings.EVENTLOG.clickhouse_url)
+    parts = urlsplit(settings.EVENTLOG["CLICKHOUSE_URL"])
     return parts.hostname or "", parts.port or 0, parts.username or "", parts.password or ""
 
 

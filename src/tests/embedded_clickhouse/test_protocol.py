@@ -168,7 +168,7 @@ def test_curl_with_the_credentials_in_the_url_reads_event_log_as_from_a_server(
     writer: EventLogWriter,
 ) -> None:
     writer.client()  # event_log exists
-    url = settings.EVENTLOG.clickhouse_url.rsplit("/", 1)[0] + "/?query=SELECT+count()+FROM+event_log"
+    url = settings.EVENTLOG["CLICKHOUSE_URL"].rsplit("/", 1)[0] + "/?query=SELECT+count()+FROM+event_log"
     answer = subprocess.run(
         ["curl", "-sS", "--fail-with-body", url], capture_output=True, text=True, check=True
     )

@@ -9,22 +9,23 @@ from psycopg import sql
 
 
 class Command(BaseCommand):
-    help = "Create the PostgreSQL database named in DATABASE_URL if it does not exist yet."
+    help = "Create the PostgreSQL database of DATABASES['default'] if it does not exist yet."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        db = settings.EVENTLOG.database
+        db = {key: str(value) for key, value in settings.DATABASES["default"].items() if value is not None}
+        name = db["NAME"]
         try:
             with psycopg.connect(
                 dbname="postgres",
-                host=db.host,
-                port=db.port,
-                user=db.user,
-                password=db.password,
+                host=db.get("HOST", ""),
+                port=db.get("PORT") or None,
+                user=db.get("USER", ""),
+                password=db.get("PASSWORD", ""),
                 autocommit=True,
             ) as conn:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db.name]).fetchone()
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
                 if exists is None:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db.name)))
-                    self.stdout.write(f"created database {db.name!r}")
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                    self.stdout.write(f"created database {name!r}")
         except psycopg.Error as exc:
-            raise CommandError(f"cannot create database {db.name!r}: {exc}") from exc
+            raise CommandError(f"cannot create database {name!r}: {exc}") from exc

@@ -3,9 +3,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from eventlog.conf import app_settings
 from eventlog.errors import ClickHouseError
 from eventlog.relay import relay_outbox
 from eventlog.runtime import event_log_writer
@@ -19,10 +19,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="drain the outbox once and exit")
-        parser.add_argument("--batch-size", type=int, default=settings.EVENTLOG.relay_batch_size)
+        parser.add_argument("--batch-size", type=int, default=app_settings().relay_batch_size)
 
     def handle(self, *args: Any, once: bool, batch_size: int, **options: Any) -> None:
-        interval = settings.EVENTLOG.relay_interval_seconds
+        interval = app_settings().relay_interval_seconds
         while True:
             try:
                 # max_batches has no cap here: --once means "until the outbox is empty".

@@ -1,0 +1,82 @@
+"""eventlog's settings: the EVENTLOG dict over its defaults, and every problem a system check with
+a stable id."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from eventlog.conf import DEFAULTS, EventlogSettings, app_settings, parse
+
+URL = "http://eventlog:secret@127.0.0.1:8123/default"
+SRC = Path(__file__).resolve().parents[1]
+
+
+def ids(raw: object) -> list[str]:
+    return [problem.id for problem in parse(raw)[1]]
+
+
+def test_a_dict_with_only_the_clickhouse_url_gets_every_documented_default() -> None:
+    parsed, problems = parse({"CLICKHOUSE_URL": URL, "RELAY_BATCH_SIZE": 500, "OUTBOX_RETENTION_DAYS": 3})
+    assert problems == []
+    assert parsed == EventlogSettings(clickhouse_url=URL, relay_batch_size=500, outbox_retention_days=3.0)
+    assert DEFAULTS["READ_RATE_LIMIT_PER_MINUTE"] == 600
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://host", ["eventlog.E001"]),
+        ({"CLICKHOUSE_URL": URL, "RELAY_BATCH": 5}, ["eventlog.E001"]),
+        ({"CLICKHOUSE_URL": URL, "RELAY_BATCH_SIZE": "500"}, ["eventlog.E002"]),
+        ({"CLICKHOUSE_URL": URL, "RELAY_SLOTS": 0}, ["eventlog.E002"]),
+        ({"CLICKHOUSE_URL": URL, "RELAY_SLOTS": True}, ["eventlog.E002"]),
+        ({"CLICKHOUSE_URL": URL, "CLICKHOUSE_VERIFY": "yes"}, ["eventlog.E002"]),
+        ({"CLICKHOUSE_URL": URL, "CLICKHOUSE_CLUSTER": "a; DROP"}, ["eventlog.E002"]),
+        ({}, ["eventlog.E003"]),
+        ({"CLICKHOUSE_URL": "chdb:///var/clickhouse"}, ["eventlog.E003"]),
+        ({"CLICKHOUSE_URL": "http://host:99999/default"}, ["eventlog.E003"]),
+        ({"CLICKHOUSE_URL": "http://host:8123/no-such;db"}, ["eventlog.E003"]),
+        ({"RELAY_SLOTS": -1}, ["eventlog.E002", "eventlog.E003"]),
+    ],
+)
+def test_each_problem_has_its_check_id(raw: object, expected: list[str]) -> None:
+    assert ids(raw) == expected
+    assert parse(raw)[0] is None
+
+
+def test_manage_py_check_reports_a_broken_eventlog_by_its_id(settings: Any) -> None:
+    call_command("check")  # the test settings are clean
+    settings.EVENTLOG = {**settings.EVENTLOG, "RELAY_SLOTS": "two"}
+    with pytest.raises(SystemCheckError, match=r"eventlog\.E002.*RELAY_SLOTS|RELAY_SLOTS.*eventlog\.E002"):
+        call_command("check")
+
+
+def test_a_changed_eventlog_setting_is_read_again(settings: Any) -> None:
+    settings.EVENTLOG = {**settings.EVENTLOG, "RELAY_BATCH_SIZE": 123}
+    assert app_settings().relay_batch_size == 123
+
+
+def test_an_outbox_database_that_is_not_postgresql_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "sqlite_settings.py").write_text(
+        "from tests.settings import *  # noqa\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}}\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "sqlite_settings", "PYTHONPATH": f"{tmp_path}:{SRC}"}
+    check = subprocess.run(
+        [sys.executable, str(SRC / "manage.py"), "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode != 0
+    assert "eventlog.E004" in check.stderr
+    assert "sqlite" in check.stderr
