@@ -65,6 +65,7 @@ class Config:
     clickhouse_ca_cert: str
     clickhouse_cluster: str
     environment: str
+    prepared_statements: bool
     relay_interval_seconds: float
     relay_batch_size: int
     relay_max_batches_per_run: int
@@ -255,6 +256,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         clickhouse_ca_cert=env.text("CLICKHOUSE_CA_CERT", ""),
         clickhouse_cluster=check_identifier("CLICKHOUSE_CLUSTER", env.text("CLICKHOUSE_CLUSTER", "")),
         environment=env.text("EVENTLOG_ENVIRONMENT", "production"),
+        prepared_statements=env.flag("PREPARED_STATEMENTS", True),
         relay_interval_seconds=env.number("RELAY_INTERVAL_SECONDS", 0.5, minimum=0.01),
         relay_batch_size=env.integer("RELAY_BATCH_SIZE", 25_000),
         relay_max_batches_per_run=env.integer("RELAY_MAX_BATCHES_PER_RUN", 100),

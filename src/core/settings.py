@@ -8,6 +8,7 @@ from core.env import REPO_ROOT, Config, load_config
 from core.logs import logging_settings
 from core.processes import STATIC_ROOT as STATIC_FILES
 from core.sentry import init_sentry
+from eventlog.beat import beat_schedule
 from eventlog.conf import DEFAULTS as EVENTLOG_DEFAULTS
 
 CONFIG = load_config()
@@ -83,9 +84,10 @@ DATABASES = {
         # No `SELECT 1` before each request's first query: one round trip less per request. A
         # connection broken by a PostgreSQL restart fails one request, then is discarded.
         "CONN_HEALTH_CHECKS": False,
-        # Direct, persistent connections (no transaction-pooling proxy), so prepared statements are
-        # safe: emit_events prepares its insert (Django's own queries bind client-side, unprepared).
-        "OPTIONS": {"prepare_threshold": 5},
+        # Direct, persistent connections, so prepared statements are safe: emit_events prepares its
+        # insert (Django's own queries bind client-side, unprepared). PREPARED_STATEMENTS=0 turns
+        # them off, for a transaction-pooling proxy in between.
+        "OPTIONS": {"prepare_threshold": 5 if CONFIG.prepared_statements else None},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -109,19 +111,6 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE = {
-    "relay-outbox": {
-        "task": "eventlog.relay_outbox",
-        "schedule": CONFIG.relay_interval_seconds,
-        # A tick nobody picked up within one interval is superseded by the next one.
-        "options": {"expires": max(CONFIG.relay_interval_seconds, 1.0)},
-    },
-    "purge-outbox": {
-        "task": "eventlog.purge_outbox",
-        "schedule": CONFIG.outbox_purge_interval_seconds,
-        "options": {"expires": CONFIG.outbox_purge_interval_seconds},
-    },
-}
 
 
 # eventlog's own settings (eventlog/conf.py), from the environment's configuration: every key of
@@ -131,5 +120,6 @@ def eventlog_settings(config: Config) -> dict[str, Any]:
 
 
 EVENTLOG = eventlog_settings(CONFIG)
+CELERY_BEAT_SCHEDULE = beat_schedule(EVENTLOG)
 
 LOGGING = logging_settings(CONFIG)

@@ -5,17 +5,30 @@ them; `migrate`, `runserver` and the test runner run them first):
     eventlog.E002  a value of the wrong type or out of range
     eventlog.E003  CLICKHOUSE_URL missing or malformed
     eventlog.E004  the outbox's database is not PostgreSQL
+    eventlog.E005  Celery beat's schedule has no entry for the relay task (eventlog/beat.py)
+    eventlog.E006  a beat scheduler that cannot keep the relay's schedule: sub-second intervals
+                   and `expires` are celery.beat's; a database scheduler (django-celery-beat)
+                   rounds them away
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core import checks
 from django.db import connections
 
+from eventlog.beat import RELAY_TASK
 from eventlog.conf import parse
+
+# Schedulers that keep an entry's float interval and its options as given.
+CELERY_SCHEDULERS = (
+    "celery.beat:PersistentScheduler",
+    "celery.beat.PersistentScheduler",
+    "celery.beat:Scheduler",
+)
 
 
 @checks.register()
@@ -35,5 +48,33 @@ def outbox_database(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             f"eventlog's outbox needs PostgreSQL, but the database 'default' is {vendor}",
             hint="set DATABASES['default']['ENGINE'] to 'django.db.backends.postgresql'",
             id="eventlog.E004",
+        )
+    ]
+
+
+@checks.register()
+def relay_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The host's Celery app (its current app) must tick the relay, on a scheduler that keeps
+    the entry's interval and options."""
+    conf = current_app.conf
+    entries = [entry for entry in (conf.beat_schedule or {}).values() if entry.get("task") == RELAY_TASK]
+    if not entries:
+        return [
+            checks.Error(
+                f"Celery beat's schedule has no entry for {RELAY_TASK}: nothing relays the outbox",
+                hint="CELERY_BEAT_SCHEDULE = {**eventlog.beat.beat_schedule(EVENTLOG), ...}",
+                id="eventlog.E005",
+            )
+        ]
+    scheduler = str(conf.beat_scheduler)
+    if scheduler in CELERY_SCHEDULERS:
+        return []
+    return [
+        checks.Error(
+            f"beat's scheduler {scheduler!r} cannot keep the relay's schedule: eventlog's entries have "
+            "sub-second intervals and relative `expires`, which only celery.beat's own schedulers keep",
+            hint="leave CELERY_BEAT_SCHEDULER unset (celery.beat:PersistentScheduler), or give eventlog "
+            "a beat of its own",
+            id="eventlog.E006",
         )
     ]

@@ -35,6 +35,10 @@ class EventlogSettings:
     clickhouse_ca_cert: str = ""
     clickhouse_cluster: str = ""  # empty: one node; otherwise the cluster of the replicated DDL
     environment: str = "production"  # an event's environment when its producer names none
+    # emit_events' insert as a prepared statement, planned once per connection. Off behind a
+    # transaction-pooling proxy (PgBouncer's transaction mode), where a connection's prepared
+    # statements are not the next transaction's.
+    prepared_statements: bool = True
     redis_url: str = "redis://127.0.0.1:6379/0"  # the relay's coordination and the rate limits
     relay_interval_seconds: float = 0.5
     relay_batch_size: int = 25_000

@@ -145,7 +145,8 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
     An event whose event_id is already in the outbox (or earlier in `events`) is skipped and
     counted as a duplicate. Raises InvalidEvents, writing nothing, if any event is invalid.
     """
-    default_environment = app_settings().environment
+    config = app_settings()
+    default_environment = config.environment
     if len(events) >= COPY_FROM_EVENTS and _copy_unless_duplicate(events, default_environment):
         count_accepted(event.event_type for event in events)
         return EmitResult(accepted=len(events), duplicates=0)
@@ -156,10 +157,11 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
         return EmitResult(accepted=0, duplicates=0)
     document = "[" + ",".join(_event_json(event, default_environment) for event in events) + "]"
     # A prepared statement on psycopg's own server-side-binding cursor (Django's binds client-side and
-    # cannot prepare): PostgreSQL plans this insert once per connection, not once per request.
+    # cannot prepare): PostgreSQL plans this insert once per connection, not once per request
+    # (unless PREPARED_STATEMENTS is off: then it is planned each time, as an unnamed statement).
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_INSERT, [document], prepare=True)
+        cursor.execute(_INSERT, [document], prepare=config.prepared_statements)
         accepted_types = [row[0] for row in cursor.fetchall()]
     count_accepted(accepted_types)
     EVENTS_DUPLICATE.inc(len(events) - len(accepted_types))

@@ -31,7 +31,8 @@ RUN_DIR = Path(tempfile.gettempdir()) / f"eventlog-test-{secrets.token_hex(6)}"
 os.environ["EMBEDDED_CLICKHOUSE_PATH"] = str(RUN_DIR / "clickhouse")
 
 from core.settings import *  # noqa: E402, F403 (after the environment above: settings read it once)
-from core.settings import CELERY_BEAT_SCHEDULE, CONFIG, eventlog_settings  # noqa: E402
+from core.settings import CONFIG, eventlog_settings  # noqa: E402
+from eventlog.beat import beat_schedule  # noqa: E402
 
 
 def redis_database(url: str, database: int) -> str:
@@ -53,7 +54,5 @@ CONFIG = dataclasses.replace(
 )
 EVENTLOG = eventlog_settings(CONFIG)
 CELERY_BROKER_URL = CONFIG.broker_url
-CELERY_BEAT_SCHEDULE = {
-    name: {**entry, "schedule": CONFIG.relay_interval_seconds} for name, entry in CELERY_BEAT_SCHEDULE.items()
-}
+CELERY_BEAT_SCHEDULE = beat_schedule(EVENTLOG)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests

@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import current_app
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
+from eventlog.beat import beat_schedule
 from eventlog.conf import DEFAULTS, EventlogSettings, app_settings, parse
 
 URL = "http://eventlog:secret@127.0.0.1:8123/default"
@@ -80,3 +84,42 @@ def test_an_outbox_database_that_is_not_postgresql_is_reported(tmp_path: Path) -
     assert check.returncode != 0
     assert "eventlog.E004" in check.stderr
     assert "sqlite" in check.stderr
+
+
+@pytest.fixture
+def celery_conf() -> Iterator[Any]:
+    """The project's Celery configuration, put back after the test."""
+    conf = current_app.conf
+    saved = {"beat_schedule": dict(conf.beat_schedule), "beat_scheduler": conf.beat_scheduler}
+    yield conf
+    conf.update(saved)
+
+
+def test_a_beat_schedule_without_the_relay_is_reported(celery_conf: Any) -> None:
+    assert "eventlog.E005" not in check_ids()
+    celery_conf.beat_schedule = {"other": {"task": "other.task", "schedule": 5.0}}
+    assert "eventlog.E005" in check_ids()
+
+
+def test_a_scheduler_that_rounds_the_relays_schedule_away_is_reported(celery_conf: Any) -> None:
+    assert "eventlog.E006" not in check_ids()
+    celery_conf.beat_scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
+    assert "eventlog.E006" in check_ids()
+
+
+def test_the_beat_entries_follow_the_eventlog_setting() -> None:
+    entries = beat_schedule({"RELAY_INTERVAL_SECONDS": 0.25, "OUTBOX_PURGE_INTERVAL_SECONDS": 30.0})
+    assert entries["relay-outbox"] == {
+        "task": "eventlog.relay_outbox",
+        "schedule": 0.25,
+        "options": {"expires": 1.0},
+    }
+    assert entries["purge-outbox"]["schedule"] == 30.0
+    with pytest.raises(ImproperlyConfigured, match=r"eventlog\.E002"):
+        beat_schedule({"RELAY_INTERVAL_SECONDS": "fast"})
+
+
+def check_ids() -> list[str]:
+    from django.core.checks import run_checks
+
+    return [message.id for message in run_checks() if message.id]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -156,3 +157,26 @@ def test_event_ids_made_here_are_unique_version_7_and_ordered_by_creation_time()
     assert max(first) < min(later)  # the index on event_id grows at its right edge
     now_ms = time.time_ns() // 1_000_000
     assert all(now_ms - 1_000 < event_id.int >> 80 <= now_ms for event_id in ids)
+
+
+def prepared_inserts() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%jsonb_to_recordset%'"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_insert_is_a_prepared_statement_unless_prepared_statements_are_off(settings: Any) -> None:
+    """Behind a transaction-pooling proxy a connection's prepared statement is not the next
+    transaction's: PREPARED_STATEMENTS=False must leave none on the connection."""
+    connection.close()
+    emit_events([NewEvent("prepared")])
+    assert prepared_inserts() == 1
+    settings.EVENTLOG = {**settings.EVENTLOG, "PREPARED_STATEMENTS": False}
+    connection.close()
+    emit_events([NewEvent("unprepared")])
+    emit_events([NewEvent("unprepared")])
+    assert prepared_inserts() == 0
+    assert OutboxEvent.objects.filter(event_type="unprepared").count() == 2

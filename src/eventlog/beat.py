@@ -1,0 +1,32 @@
+"""The Celery beat entries eventlog needs, for a host project's beat schedule:
+
+    CELERY_BEAT_SCHEDULE = {**eventlog.beat.beat_schedule(EVENTLOG), ...its own entries...}
+
+The relay runs every RELAY_INTERVAL_SECONDS (half a second by default) and the purge every
+OUTBOX_PURGE_INTERVAL_SECONDS. Each tick expires after one interval (at least a second), so ticks
+queued while no worker listens are dropped instead of running all at once when one comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from eventlog.conf import parse
+
+RELAY_TASK = "eventlog.relay_outbox"
+PURGE_TASK = "eventlog.purge_outbox"
+
+
+def beat_schedule(eventlog: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The entries for the `EVENTLOG` dict given (it is read before Django's settings exist)."""
+    parsed, problems = parse({"CLICKHOUSE_URL": "http://placeholder", **eventlog})
+    if parsed is None:
+        raise ImproperlyConfigured("; ".join(f"{problem.message} ({problem.id})" for problem in problems))
+    relay, purge = parsed.relay_interval_seconds, parsed.outbox_purge_interval_seconds
+    return {
+        "relay-outbox": {"task": RELAY_TASK, "schedule": relay, "options": {"expires": max(relay, 1.0)}},
+        "purge-outbox": {"task": PURGE_TASK, "schedule": purge, "options": {"expires": purge}},
+    }
