@@ -69,11 +69,7 @@ _CONTEXT_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to record. Only `event_type` is required; `environment` None means the default.
-
-    An event is a value: its checks and its context's JSON are computed once, so `event_context`
-    must not be changed after the event is first checked or emitted.
-    """
+    """An event to record. Only `event_type` is required; `environment` None means the default."""
 
     event_type: str
     event_context: Mapping[str, Any] = field(default_factory=dict)
@@ -82,21 +78,18 @@ class NewEvent:
     environment: str | None = None
     metadata_version: int = 1
 
-    def context_json(self) -> str:
-        """event_context as the JSON text that is stored, computed once (checking and writing both
-        need it). Raises TypeError, ValueError or RecursionError when it is not JSON."""
-        # Cached by hand: functools.cached_property takes a lock on every access in Python 3.11.
-        text: str | None = self.__dict__.get("_context_json")
-        if text is None:
-            text = _CONTEXT_ENCODER.encode(self.event_context)
-            object.__setattr__(self, "_context_json", text)
-        return text
 
+@dataclass(frozen=True, slots=True)
+class CheckedEvent:
+    """An event that meets every rule of `check`, with its context as the JSON text the outbox
+    stores: what `emit_events` writes without checking it again."""
 
-def with_context_json(event: NewEvent, text: str) -> None:
-    """Take `text` as the event's context JSON instead of computing it: for a caller that has
-    already serialized `event_context` exactly (the HTTP API, with orjson)."""
-    object.__setattr__(event, "_context_json", text)
+    event_type: str
+    context_json: str
+    event_id: uuid.UUID
+    event_date_time: datetime
+    environment: str | None
+    metadata_version: int
 
 
 @dataclass(frozen=True)
@@ -107,7 +100,7 @@ class EmitResult:
 
 # The events travel as one JSON document that PostgreSQL unpacks in C: psycopg's text dumping of six
 # parallel arrays escaped every element with a regular expression and cost half of emit_events. The
-# document is assembled from pieces so that each event_context is serialized once, by check_event.
+# document is assembled from pieces so that each event_context is serialized once, by `check`.
 _INSERT = """
     INSERT INTO eventlog_outbox_event
         (event_id, event_type, event_date_time, environment, event_context, metadata_version)
@@ -134,28 +127,29 @@ _COPY = """
 def emit_event(event: NewEvent) -> bool:
     """Write one event into the outbox. Returns False when its event_id was already recorded.
 
-    Raises InvalidEvents (writing nothing) when the event breaks a rule of `check_event`.
+    Raises InvalidEvents (writing nothing) when the event breaks a rule of `check`.
     """
     return emit_events([event]).accepted == 1
 
 
-def emit_events(events: Sequence[NewEvent]) -> EmitResult:
+def emit_events(events: Sequence[NewEvent | CheckedEvent]) -> EmitResult:
     """Write many events into the outbox: all of them or, on error, none.
 
     An event whose event_id is already in the outbox (or earlier in `events`) is skipped and
-    counted as a duplicate. Raises InvalidEvents, writing nothing, if any event is invalid.
+    counted as a duplicate. Raises InvalidEvents, writing nothing, if any event is invalid; a
+    CheckedEvent is not checked again (the HTTP API checks while parsing).
     """
     config = app_settings()
     default_environment = config.environment
     if len(events) >= COPY_FROM_EVENTS and _copy_unless_duplicate(events, default_environment):
         count_accepted(event.event_type for event in events)
         return EmitResult(accepted=len(events), duplicates=0)
-    problems = [problem for index, event in enumerate(events) for problem in check_event(event, index)]
+    checked, problems = check_all(events)
     if problems:
         raise InvalidEvents(problems)
-    if not events:
+    if not checked:
         return EmitResult(accepted=0, duplicates=0)
-    document = "[" + ",".join(_event_json(event, default_environment) for event in events) + "]"
+    document = "[" + ",".join(_event_json(event, default_environment) for event in checked) + "]"
     # A prepared statement on psycopg's own server-side-binding cursor (Django's binds client-side and
     # cannot prepare): PostgreSQL plans this insert once per connection, not once per request
     # (unless PREPARED_STATEMENTS is off: then it is planned each time, as an unnamed statement).
@@ -168,10 +162,10 @@ def emit_events(events: Sequence[NewEvent]) -> EmitResult:
     return EmitResult(accepted=len(accepted_types), duplicates=len(events) - len(accepted_types))
 
 
-def _copy_unless_duplicate(events: Sequence[NewEvent], default_environment: str) -> bool:
+def _copy_unless_duplicate(events: Sequence[NewEvent | CheckedEvent], default_environment: str) -> bool:
     """COPY every event into the outbox and return True; or, when one of their event_ids is already
     recorded, write nothing and return False. Raises InvalidEvents, writing nothing, when any event
-    breaks a rule of `check_event`; other database errors are raised."""
+    breaks a rule of `check`; other database errors are raised."""
     try:
         # Inside the caller's transaction a savepoint undoes a failed COPY; outside one, COPY is a
         # transaction of its own and needs no BEGIN and COMMIT round trips.
@@ -184,38 +178,55 @@ def _copy_unless_duplicate(events: Sequence[NewEvent], default_environment: str)
     return True
 
 
-def _send_checked(copy: Any, events: Sequence[NewEvent], default_environment: str) -> None:
+def _send_checked(copy: Any, events: Sequence[NewEvent | CheckedEvent], default_environment: str) -> None:
     """Write each event as a COPY row, checking it just before it is sent, so PostgreSQL stores the
     rows already sent while this process checks the next ones (checking them all first left one
     core idle at a time). After one invalid event nothing more is sent, but the rest are still
     checked; then InvalidEvents lists every problem, and the COPY it unwinds is abandoned."""
     problems: list[Problem] = []
-    for index, e in enumerate(events):
-        problems += check_event(e, index)
-        if not problems:
+    for index, event in enumerate(events):
+        e, event_problems = check(event, index)
+        problems += event_problems
+        if e is not None and not problems:
             environment = default_environment if e.environment is None else e.environment
-            copy.write_row((e.event_id, e.event_type, e.event_date_time, environment, e.context_json(),
+            copy.write_row((e.event_id, e.event_type, e.event_date_time, environment, e.context_json,
                             e.metadata_version))  # fmt: skip
     if problems:
         raise InvalidEvents(problems)
 
 
-def _event_json(event: NewEvent, default_environment: str) -> str:
+def _event_json(event: CheckedEvent, default_environment: str) -> str:
     """One checked event as a JSON object (UUIDs, ISO timestamps and integers need no escaping)."""
     environment = default_environment if event.environment is None else event.environment
     return (
         f'{{"event_id":"{event.event_id}","event_type":{encode_basestring(event.event_type)},'
         f'"event_date_time":"{event.event_date_time.isoformat()}",'
-        f'"environment":{encode_basestring(environment)},"event_context":{event.context_json()},'
+        f'"environment":{encode_basestring(environment)},"event_context":{event.context_json},'
         f'"metadata_version":{event.metadata_version}}}'
     )
 
 
-def check_event(event: NewEvent, index: int = 0) -> list[Problem]:
-    """Every rule an event must meet to be stored in PostgreSQL and in ClickHouse, as Problems.
-    An event found valid is not checked again (the HTTP API checks while parsing, then emits)."""
-    if event.__dict__.get("_valid"):
-        return []
+def check_all(events: Sequence[NewEvent | CheckedEvent]) -> tuple[list[CheckedEvent], list[Problem]]:
+    """Every event checked (by `check`), and every problem of them all."""
+    checked: list[CheckedEvent] = []
+    problems: list[Problem] = []
+    for index, event in enumerate(events):
+        result, event_problems = check(event, index)
+        problems += event_problems
+        if result is not None:
+            checked.append(result)
+    return checked, problems
+
+
+def check(
+    event: NewEvent | CheckedEvent, index: int = 0, context_json: str | None = None
+) -> tuple[CheckedEvent | None, list[Problem]]:
+    """The event checked against every rule it must meet to be stored in PostgreSQL and in
+    ClickHouse: a CheckedEvent, or None and its Problems. `context_json` is the caller's exact JSON
+    of `event_context` when it has one (the HTTP API, from orjson); otherwise it is computed here,
+    once. A CheckedEvent is returned as it is."""
+    if isinstance(event, CheckedEvent):
+        return event, []
     problems: list[Problem] = []
 
     def problem(field_name: str, message: str) -> None:
@@ -239,16 +250,20 @@ def check_event(event: NewEvent, index: int = 0) -> list[Problem]:
         or not is_storable_text(event.environment)
     ):
         problem("environment", f"must be a string of at most {MAX_EVENT_TYPE_LENGTH} characters")
+    text = None
     if not isinstance(event.event_context, Mapping):
         problem("event_context", "must be a JSON object")
-    elif (reason := unstorable_context(event)) is not None:
-        problem("event_context", reason)
+    else:
+        text, reason = context_text(event.event_context, context_json)
+        if reason is not None:
+            problem("event_context", reason)
     version = event.metadata_version
     if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= MAX_METADATA_VERSION:
         problem("metadata_version", f"must be an integer from 0 to {MAX_METADATA_VERSION}")
-    if not problems:
-        object.__setattr__(event, "_valid", True)
-    return problems
+    if problems or text is None:
+        return None, problems
+    return CheckedEvent(event.event_type, text, event.event_id, event.event_date_time, event.environment,
+                        version), []  # fmt: skip
 
 
 def is_storable_text(text: str) -> bool:
@@ -268,16 +283,17 @@ def is_storable_text(text: str) -> bool:
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def unstorable_context(event: NewEvent) -> str | None:
-    """Why the event's context cannot be stored as PostgreSQL jsonb, or None when it can.
+def context_text(context: Mapping[str, Any], given: str | None = None) -> tuple[str | None, str | None]:
+    """The context's JSON text (`given`, or json.dumps of it) and why PostgreSQL's jsonb cannot
+    store it, or None when it can.
 
     json.dumps walks the value in C: it refuses NaN, Infinity and values that are not JSON, and
     turns non-string keys into strings as it always does.
     """
     try:
-        text = event.context_json()
+        text = _CONTEXT_ENCODER.encode(context) if given is None else given
     except (TypeError, ValueError, RecursionError) as exc:
-        return f"is not valid JSON: {exc}"
+        return None, f"is not valid JSON: {exc}"
     if "\\u0000" in text and _ESCAPED_NUL.search(text):
-        return "contains a NUL character"
-    return None if is_storable_text(text) else "contains an unpaired surrogate"
+        return text, "contains a NUL character"
+    return text, None if is_storable_text(text) else "contains an unpaired surrogate"

@@ -10,7 +10,7 @@ from typing import Any
 from eventlog.api_keys import authenticate
 from eventlog.conf import app_settings
 from eventlog.errors import InvalidEvents, InvalidRequest, RateLimited, RateLimitUnavailable
-from eventlog.events import NewEvent, emit_events
+from eventlog.events import CheckedEvent, emit_events
 from eventlog.metrics import INGEST_REQUESTS
 from eventlog.models import ApiKey
 from eventlog.rate_limits import RateLimiter
@@ -68,7 +68,7 @@ def _refused(api_key: ApiKey, limits: Limits, limiter: RateLimiter) -> Answer | 
     return None
 
 
-def _outside_environments(api_key: ApiKey, events: list[NewEvent]) -> Answer | None:
+def _outside_environments(api_key: ApiKey, events: list[CheckedEvent]) -> Answer | None:
     if not api_key.environments:
         return None
     default = app_settings().environment

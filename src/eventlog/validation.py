@@ -1,4 +1,4 @@
-"""Parsing the HTTP API's JSON body into NewEvents, reporting every problem with its index."""
+"""Parsing the HTTP API's JSON body into checked events, reporting every problem with its index."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from eventlog.errors import InvalidEvents, InvalidRequest, Problem
-from eventlog.events import NewEvent, check_event, new_event_ids, with_context_json
+from eventlog.events import CheckedEvent, NewEvent, check, new_event_ids
 
 FIELDS = frozenset(
     {"event_type", "event_id", "event_date_time", "environment", "event_context", "metadata_version"}
@@ -21,7 +21,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_body(body: bytes, max_events: int) -> list[NewEvent]:
+def parse_body(body: bytes, max_events: int) -> list[CheckedEvent]:
     """Parse one event object or an array of them.
 
     Raises InvalidRequest when the body is not JSON, not an object or array, or holds more than
@@ -34,7 +34,7 @@ def parse_body(body: bytes, max_events: int) -> list[NewEvent]:
         raise InvalidRequest("body must be an event object or an array of event objects")
     if len(payload) > max_events:
         raise InvalidRequest(f"at most {max_events} events per request, got {len(payload)}")
-    events: list[NewEvent] = []
+    events: list[CheckedEvent] = []
     problems: list[Problem] = []
     for index, (item, new_id) in enumerate(zip(payload, new_event_ids(len(payload)), strict=True)):
         event, item_problems = parse_event(item, index, new_id, exact_with_orjson)
@@ -67,8 +67,8 @@ def load_json(body: bytes) -> tuple[Any, bool]:
 
 def parse_event(
     item: Any, index: int, new_id: uuid.UUID, exact_with_orjson: bool = False
-) -> tuple[NewEvent | None, list[Problem]]:
-    """One JSON value as a NewEvent (None if it cannot be built) and its problems.
+) -> tuple[CheckedEvent | None, list[Problem]]:
+    """One JSON value as a checked event (None if it has problems) and its problems.
 
     Optional fields may be omitted or null; both mean the default (`new_id` for event_id).
     `exact_with_orjson`: the value came from orjson.loads, so orjson writes its context's JSON.
@@ -89,22 +89,22 @@ def parse_event(
     if item.get("event_type") is None:
         problems.append(Problem(index, "event_type", "is required"))
     event = NewEvent(**values)
-    if exact_with_orjson and "event_context" in values:
-        _write_context_with_orjson(event)
+    text = _context_with_orjson(event) if exact_with_orjson and "event_context" in values else None
     # Check the fields that did parse too, so the caller hears of every problem at once.
+    checked, check_problems = check(event, index, context_json=text)
     reported = {problem.field for problem in problems}
-    problems += [problem for problem in check_event(event, index) if problem.field not in reported]
-    return (None if problems else event), problems
+    problems += [problem for problem in check_problems if problem.field not in reported]
+    return (None if problems else checked), problems
 
 
-def _write_context_with_orjson(event: NewEvent) -> None:
-    """Give the event its context's JSON from orjson: several times faster than the standard encoder,
-    the same JSON value. A context nested deeper than orjson writes (254 levels) is left to that one."""
+def _context_with_orjson(event: NewEvent) -> str | None:
+    """The context's JSON from orjson: several times faster than the standard encoder, the same
+    JSON value. None for a context nested deeper than orjson writes (254 levels): `check` then
+    encodes it with the standard one."""
     try:
-        text = orjson.dumps(event.event_context).decode()
+        return orjson.dumps(event.event_context).decode()
     except TypeError:  # orjson.JSONEncodeError: for values orjson.loads made, only the depth limit
-        return
-    with_context_json(event, text)
+        return None
 
 
 def _string(raw: Any) -> str:

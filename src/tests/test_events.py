@@ -9,7 +9,15 @@ import pytest
 from django.db import connection, transaction
 
 from eventlog.errors import InvalidEvents
-from eventlog.events import COPY_FROM_EVENTS, NewEvent, emit_event, emit_events, new_event_ids
+from eventlog.events import (
+    COPY_FROM_EVENTS,
+    CheckedEvent,
+    NewEvent,
+    check,
+    emit_event,
+    emit_events,
+    new_event_ids,
+)
 from eventlog.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -180,3 +188,16 @@ def test_the_insert_is_a_prepared_statement_unless_prepared_statements_are_off(s
     emit_events([NewEvent("unprepared")])
     assert prepared_inserts() == 0
     assert OutboxEvent.objects.filter(event_type="unprepared").count() == 2
+
+
+def test_checking_an_event_gives_a_checked_event_and_leaves_the_event_as_it_was() -> None:
+    event = NewEvent("order_paid", {"amount": "12.50", "items": [1, 2]})
+    fields_before = dict(vars(event))
+    checked, problems = check(event)
+    assert problems == []
+    assert isinstance(checked, CheckedEvent)
+    assert checked.context_json == '{"amount": "12.50", "items": [1, 2]}'
+    assert (checked.event_id, checked.event_type, checked.environment) == (event.event_id, "order_paid", None)
+    assert vars(event) == fields_before  # nothing cached or marked on the event itself
+    assert check(checked) == (checked, [])
+    assert check(NewEvent(""))[0] is None
