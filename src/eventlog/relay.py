@@ -14,7 +14,7 @@ The protocol, step by step (docs/design.md gives the argument for each step):
    and the error are recorded, and the error is raised to the caller.
 4. Isolate poison: if ClickHouse rejects the batch's data, the batch is marked `split` (committed),
    then sent in halves under tokens derived from its own, recursively, until each rejected part is
-   one event; those are dead-lettered and the rest delivered, in the same run.
+   one event; those are dead-lettered and the rest delivered, in the same run (poison.py).
 5. Recover: every run first delivers batches left claimed by a failed or killed run, unchanged.
    If the lost run's insert had in fact landed, ClickHouse drops the repeat by its token.
 
@@ -26,7 +26,7 @@ needs whatever PostgreSQL's statistics say (docs/design.md, "Plans").
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -36,10 +36,9 @@ from django.db import connection
 from eventlog import metrics
 from eventlog.errors import ClickHouseError, ClickHouseRejected
 from eventlog.planner import index_scans
+from eventlog.poison import dead_letter, write_isolating_poison
 
 log = structlog.get_logger(__name__)
-
-Row = tuple[Any, ...]  # (id, *clickhouse.COLUMNS)
 
 
 class BatchSink(Protocol):
@@ -265,22 +264,51 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
     """Insert a claimed batch into ClickHouse and mark it delivered.
 
     Returns what was delivered (and dead-lettered), or an empty result when another relay holds
-    the batch or it was already delivered. On ClickHouseUnavailable the batch stays claimed, the
-    attempt and the error are recorded (and committed), and the error is raised.
+    the batch or it was already delivered. A batch ClickHouse rejects is tried once more, split
+    (poison.py). On ClickHouseUnavailable the batch stays claimed, the attempt and the error are
+    recorded (and committed), and the error is raised.
     """
     with structlog.contextvars.bound_contextvars(batch_id=batch_id):
-        return _deliver(batch_id, sink)
+        started = time.monotonic()
+        attempt = _attempt(batch_id, sink)
+        if isinstance(attempt.failure, ClickHouseRejected):
+            metrics.RELAY_BATCHES.labels(outcome="rejected").inc()
+            # Its code only: a data error's message quotes the rows it failed on (last_error keeps it).
+            log.warning(
+                "relay batch rejected, isolating the bad events", clickhouse_code=attempt.failure.code
+            )
+            attempt = _attempt(batch_id, sink)  # `split` is committed: now sent in halves
+        if attempt.failure is not None:
+            metrics.RELAY_BATCHES.labels(outcome="unavailable").inc()
+            failure = attempt.failure
+            log.warning("relay batch not delivered", clickhouse_code=failure.code, error=str(failure))
+            failure.batch_id, failure.row_count = batch_id, attempt.row_count
+            raise failure
+        if attempt.result.batches:
+            seconds = time.monotonic() - started
+            metrics.count_delivered(attempt.result, seconds)
+            log.info("relay batch delivered", events=attempt.result.events, seconds=round(seconds, 3))
+        return attempt.result
 
 
-def _deliver(batch_id: int, sink: BatchSink) -> RelayResult:
-    started = time.monotonic()
+@dataclass(frozen=True)
+class Attempt:
+    """One try at a batch: what it delivered, or the ClickHouse error it stopped at."""
+
+    result: RelayResult = RelayResult()
     failure: ClickHouseError | None = None
+    row_count: int = 0
+
+
+def _attempt(batch_id: int, sink: BatchSink) -> Attempt:
+    """Lock the batch and send it (whole, or in halves once it is `split`); settle it if ClickHouse
+    took it, or record the failure. An empty Attempt when another relay holds the batch."""
     own_transaction = not connection.in_atomic_block  # else the settle commits with the caller's work
     with index_scans(DELIVERY_SETTINGS) as cursor:
         cursor.execute(_LOCK_BATCH, [batch_id])
         locked = cursor.fetchone()
         if locked is None:
-            return RelayResult()
+            return Attempt()
         token, split, row_count = str(locked[0]), locked[1], locked[2]
         bounds = dict(zip(_BOUNDS, locked[3:], strict=True))
         poison: dict[int, ClickHouseRejected] = {}
@@ -291,27 +319,12 @@ def _deliver(batch_id: int, sink: BatchSink) -> RelayResult:
             else:
                 sink.write_csv(_copy_csv(cursor, bounds), token)
         except ClickHouseError as exc:
-            failure = exc
             _record_failure(cursor, batch_id, exc)
-        else:
-            _dead_letter(cursor, batch_id, poison)
-            _settle(cursor, batch_id, asynchronous_commit=own_transaction)
-    if failure is None:
-        result = RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
-        seconds = time.monotonic() - started
-        metrics.count_delivered(result, seconds)
-        log.info("relay batch delivered", events=result.events, seconds=round(seconds, 3))
-        return result
-    if isinstance(failure, ClickHouseRejected):
-        metrics.RELAY_BATCHES.labels(outcome="rejected").inc()
-        # Its code only: a data error's message quotes the rows it failed on (last_error keeps it).
-        log.warning("relay batch rejected, isolating the bad events", clickhouse_code=failure.code)
-        # `split` is committed now, so no relay will send this batch whole again.
-        return _deliver(batch_id, sink)
-    metrics.RELAY_BATCHES.labels(outcome="unavailable").inc()
-    log.warning("relay batch not delivered", clickhouse_code=failure.code, error=str(failure))
-    failure.batch_id, failure.row_count = batch_id, row_count
-    raise failure
+            return Attempt(failure=exc, row_count=row_count)
+        dead_letter(cursor, batch_id, poison)
+        _settle(cursor, batch_id, asynchronous_commit=own_transaction)
+    result = RelayResult(batches=1, events=row_count - len(poison), dead_lettered=len(poison))
+    return Attempt(result=result, row_count=row_count)
 
 
 def _copy_csv(cursor: Any, bounds: dict[str, Any]) -> bytearray:
@@ -321,36 +334,6 @@ def _copy_csv(cursor: Any, bounds: dict[str, Any]) -> bytearray:
         for chunk in copy:
             block += chunk
     return block
-
-
-def write_rows(sink: BatchSink, rows: Sequence[Row], token: str) -> None:
-    """Write the rows (without their outbox id) as one insert, column by column."""
-    if rows:
-        sink.write_batch([list(column) for column in zip(*rows, strict=True)][1:], token=token)
-
-
-def write_isolating_poison(sink: BatchSink, rows: Sequence[Row], token: str) -> dict[int, ClickHouseRejected]:
-    """Write the rows in halves, splitting each rejected half again, until every rejected part is a
-    single event. Returns those events' ids with their rejection.
-
-    Halves are written under `token/0` and `token/1` (recursively), so running this again on the
-    same rows repeats exactly the same inserts and ClickHouse drops the ones that already landed.
-    Raises ClickHouseUnavailable if ClickHouse fails for another reason on the way.
-    """
-    middle = len(rows) // 2
-    poison: dict[int, ClickHouseRejected] = {}
-    for index, part in enumerate((rows[:middle], rows[middle:])):
-        if not part:
-            continue
-        part_token = f"{token}/{index}"
-        try:
-            write_rows(sink, part, part_token)
-        except ClickHouseRejected as exc:
-            if len(part) == 1:
-                poison[part[0][0]] = exc
-            else:
-                poison.update(write_isolating_poison(sink, part, part_token))
-    return poison
 
 
 # Adds the events of the one-row CTE `counted` to the count of delivered events the outbox holds.
@@ -389,44 +372,3 @@ def _record_failure(cursor: Any, batch_id: int, exc: ClickHouseError) -> None:
         " split = split OR %s WHERE id = %s",
         [str(exc)[:2000], isinstance(exc, ClickHouseRejected), batch_id],
     )
-
-
-def _dead_letter(cursor: Any, batch_id: int, poison: dict[int, ClickHouseRejected]) -> None:
-    """Move rejected events out of the batch into the dead-letter state, with their error."""
-    if not poison:
-        return
-    cursor.executemany(
-        "UPDATE eventlog_outbox_event SET failed_at = now(), last_error = %s, rejections = rejections + 1"
-        " WHERE id = %s",
-        [(str(exc)[:2000], row_id) for row_id, exc in poison.items()],
-    )
-    cursor.execute(
-        "UPDATE eventlog_relay_batch SET row_count = row_count - %s WHERE id = %s", [len(poison), batch_id]
-    )
-    log.warning("events dead-lettered", events=len(poison))
-
-
-_REPLAY = """
-    WITH dead AS (
-        DELETE FROM eventlog_outbox_event
-        WHERE failed_at IS NOT NULL AND (%(all)s OR event_id = ANY(%(event_ids)s::uuid[]))
-        RETURNING event_id, event_type, event_date_time, environment, event_context, metadata_version,
-            last_error, rejections
-    )
-    INSERT INTO eventlog_outbox_event (event_id, event_type, event_date_time, environment, event_context,
-        metadata_version, last_error, rejections)
-    SELECT * FROM dead
-"""
-
-
-def replay_dead_letters(event_ids: Sequence[Any] | None = None) -> int:
-    """Make dead letters pending again (all of them, or those with the given event ids), so the
-    next run relays them. Returns how many were replayed; replaying a replayed event does nothing.
-
-    A replayed event is written again, in this transaction: that puts it after the relay cursor,
-    with its error and rejection count kept for the record.
-    """
-    with index_scans() as cursor:
-        cursor.execute(_REPLAY, {"all": event_ids is None, "event_ids": list(event_ids or [])})
-        replayed: int = cursor.rowcount
-        return replayed

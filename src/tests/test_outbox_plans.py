@@ -35,7 +35,8 @@ from eventlog.api_keys import create_api_key
 from eventlog.clickhouse import EventLogWriter
 from eventlog.events import NewEvent, emit_event, emit_events
 from eventlog.models import RelayBatch
-from eventlog.relay import relay_outbox, replay_dead_letters
+from eventlog.poison import replay_dead_letters
+from eventlog.relay import relay_outbox
 from eventlog.retention import purge_processed
 from eventlog.stats import EXACT_PENDING_LIMIT, outbox_stats
 from tests.plans import OUTBOX, Plan, captured_plans

@@ -13,7 +13,8 @@ from eventlog.clickhouse import EventLogWriter
 from eventlog.errors import ClickHouseUnavailable
 from eventlog.events import NewEvent, emit_events
 from eventlog.models import OutboxEvent, RelayBatch
-from eventlog.relay import relay_outbox, replay_dead_letters
+from eventlog.poison import replay_dead_letters
+from eventlog.relay import relay_outbox
 from eventlog.stats import outbox_stats
 from tests.conftest import event_log_counts
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventlog.models import OutboxEvent
 from eventlog.planner import index_scans
-from eventlog.relay import replay_dead_letters
+from eventlog.poison import replay_dead_letters
 
 
 class Command(BaseCommand):
