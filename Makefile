@@ -44,6 +44,7 @@ clickhouse web worker beat flower: install src/core/.env
 lint: install
 	$(BIN)/ruff check src scripts bench
 	$(BIN)/ruff format --check src scripts bench
+	PYTHONPATH=src $(BIN)/lint-imports --no-cache  # the import contracts in pyproject.toml
 
 typecheck: install
 	$(BIN)/mypy

@@ -26,7 +26,7 @@ def serve_worker_metrics(**kwargs: Any) -> None:
     """The worker's own metrics endpoint (eventlog/metrics.py), unless WORKER_METRICS_PORT is 0."""
     from django.conf import settings
 
-    from eventlog.metrics import start_worker_metrics
+    from eventlog.metrics_endpoints import start_worker_metrics
     from eventlog.runtime import event_log_writer
 
     config = settings.CONFIG  # the reference project's own configuration (core/env.py)

@@ -1,19 +1,7 @@
 from django.contrib import admin
-from django.urls import path
-
-from eventlog import events_page, read_api, views
+from django.urls import include, path
 
 urlpatterns = [
-    path("", views.status_page, name="status"),
     path("admin/", admin.site.urls),
-    path("events/", events_page.events_page, name="events-page"),
-    path("api/v1/events", views.events, name="events"),
-    path("api/v1/events/counts", read_api.counts_view, name="event-counts"),
-    path("api/v1/events/export", read_api.export_view, name="event-export"),
-    path("api/v1/events/<str:event_id>", read_api.event_view, name="event"),
-    path("api/v1/stats", views.stats, name="stats"),
-    path("api/v1/openapi.json", views.openapi, name="openapi"),
-    path("metrics", views.metrics, name="metrics"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
+    path("", include("eventlog.urls")),
 ]

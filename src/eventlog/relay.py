@@ -286,7 +286,7 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
             raise failure
         if attempt.result.batches:
             seconds = time.monotonic() - started
-            metrics.count_delivered(attempt.result, seconds)
+            metrics.count_delivered(attempt.result.events, attempt.result.dead_lettered, seconds)
             log.info("relay batch delivered", events=attempt.result.events, seconds=round(seconds, 3))
         return attempt.result
 

@@ -21,7 +21,7 @@ from eventlog.api_keys import authenticate
 from eventlog.conf import app_settings
 from eventlog.health import readiness
 from eventlog.ingest import Limits, ingest
-from eventlog.metrics import web_metrics
+from eventlog.metrics_endpoints import web_metrics
 from eventlog.openapi import document
 from eventlog.read_api import list_view
 from eventlog.runtime import event_log_writer, rate_limiter, redis_client

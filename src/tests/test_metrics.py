@@ -20,7 +20,7 @@ from eventlog.api_keys import create_api_key
 from eventlog.clickhouse import EventLogWriter
 from eventlog.errors import ClickHouseUnavailable
 from eventlog.events import NewEvent, emit_events
-from eventlog.metrics import start_worker_metrics
+from eventlog.metrics_endpoints import start_worker_metrics
 from eventlog.models import OutboxEvent
 from eventlog.relay import relay_outbox
 from eventlog.runtime import relay_coordinator

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from django.test import Client as HttpClient
-from django.urls import get_resolver
+from django.urls import URLResolver, get_resolver
 from openapi_spec_validator import validate
 
 
 def served_api_paths() -> set[str]:
     """The app's /api/ URL patterns, written as OpenAPI paths (`<str:event_id>` as `{event_id}`)."""
-    paths = set()
-    for pattern in get_resolver().url_patterns:
-        route = str(pattern.pattern)
-        if route.startswith("api/"):
-            paths.add("/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route))
-    return paths
+    return {
+        "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
+        for route in routes(get_resolver())
+        if route.startswith("api/")
+    }
+
+
+def routes(resolver: URLResolver, prefix: str = "") -> Iterator[str]:
+    """Every route the resolver serves, included ones with their prefix."""
+    for pattern in resolver.url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from routes(pattern, route)
+        else:
+            yield route
 
 
 def test_the_document_is_valid_openapi_and_describes_every_served_api_path() -> None:
