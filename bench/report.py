@@ -82,6 +82,7 @@ def run_settings(sizes: Sizes) -> dict[str, Any]:
     worker = process_argv("worker", Path("unused"))
     return {
         "relay_batch_size": config.relay_batch_size,
+        "prepared_statements": config.prepared_statements,
         "relay_interval_seconds": config.relay_interval_seconds,
         "relay_max_batches_per_run": config.relay_max_batches_per_run,
         "relay_slots": config.relay_slots,

@@ -23,7 +23,7 @@ def use_django_logging(**kwargs: Any) -> None:
 
 @worker_ready.connect
 def serve_worker_metrics(**kwargs: Any) -> None:
-    """The worker's own metrics endpoint (eventlog/metrics.py), unless WORKER_METRICS_PORT is 0."""
+    """The worker's own metrics endpoint (eventlog/metrics_endpoints.py), unless WORKER_METRICS_PORT is 0."""
     from django.conf import settings
 
     from eventlog.metrics_endpoints import start_worker_metrics

@@ -1,17 +1,19 @@
 """eventlog's settings: one `EVENTLOG = {...}` dict in the host project's Django settings, merged
 over DEFAULTS and checked once.
 
-eventlog reads nothing else of the host's settings for itself and never the environment: a
-project maps its own configuration into this dict (the reference project does it from
-environment variables in core/settings.py). A missing or malformed value is reported by Django's
-system checks (eventlog/checks.py, ids eventlog.E001...) before anything runs; `app_settings()`
-raises ImproperlyConfigured with the same messages for a process that skipped the checks.
+Besides Django's own settings (SECRET_KEY, DATABASES) eventlog reads nothing of the host's
+settings and never the environment: a project maps its own configuration into this dict (the
+reference project does it from environment variables in core/settings.py). A missing or malformed
+value is reported by Django's system checks (eventlog/checks.py, ids eventlog.E001...), which
+`migrate`, `runserver` and most commands run first; `app_settings()` raises ImproperlyConfigured
+with the same messages for a process that skipped them (a worker).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,7 +105,7 @@ def parse(raw: object) -> tuple[EventlogSettings | None, list[Problem]]:
         for key in raw
         if key not in DEFAULTS
     ]
-    values = {key: raw.get(key, default) for key, default in DEFAULTS.items()}
+    values = {key: _coerced(key, raw.get(key, default)) for key, default in DEFAULTS.items()}
     problems += [problem for key, value in values.items() if (problem := _check(key, value))]
     problems += _check_clickhouse_url(values["CLICKHOUSE_URL"])
     if problems:
@@ -111,13 +113,23 @@ def parse(raw: object) -> tuple[EventlogSettings | None, list[Problem]]:
     return EventlogSettings(**{key.lower(): value for key, value in values.items()}), []
 
 
+def _coerced(key: str, value: Any) -> Any:
+    """An int given for a float setting, as a float (10 for 10.0 is what people write)."""
+    if type(DEFAULTS[key]) is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def _check(key: str, value: object) -> Problem | None:
     """A value of the wrong type or out of range, as eventlog.E002."""
     expected = type(DEFAULTS[key])
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         return Problem("eventlog.E002", f"EVENTLOG[{key!r}] must be a {expected.__name__}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        return Problem("eventlog.E002", f"EVENTLOG[{key!r}] must be a finite number, got {value!r}")
+    if key == "ENVIRONMENT" and not (value and len(str(value)) <= 255 and "\x00" not in str(value)):
+        message = f"EVENTLOG['ENVIRONMENT'] must be 1 to 255 characters without NUL, got {value!r}"
+        return Problem("eventlog.E002", message)
     minimum = _MINIMUMS.get(key)
     if minimum is not None and value < minimum:
         return Problem("eventlog.E002", f"EVENTLOG[{key!r}] must be >= {minimum}, got {value!r}")

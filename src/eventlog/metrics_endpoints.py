@@ -14,7 +14,14 @@ from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
 from eventlog.errors import ClickHouseError
-from eventlog.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, INGEST_REQUESTS
+from eventlog.metrics import (
+    EVENTS_ACCEPTED,
+    EVENTS_DUPLICATE,
+    INGEST_REQUESTS,
+    RATE_LIMITED,
+    READ_REQUESTS,
+    READ_ROWS,
+)
 
 if TYPE_CHECKING:
     from eventlog.clickhouse import EventLogStats
@@ -90,9 +97,13 @@ class ClickHouseCollector(Collector):
 
 # --- Serving
 
-# What the web processes count; the relay's metrics, defined here too, stay at zero there.
-_WEB_METRICS = {family.name for metric in (EVENTS_ACCEPTED, EVENTS_DUPLICATE, INGEST_REQUESTS)
-                for family in metric.describe()}  # fmt: skip
+# What the web processes count: ingest, reads and rate limits (the relay's metrics, which every
+# process defines, stay at zero there and are served by the worker).
+_WEB_METRICS = {
+    family.name
+    for metric in (EVENTS_ACCEPTED, EVENTS_DUPLICATE, INGEST_REQUESTS, READ_REQUESTS, READ_ROWS, RATE_LIMITED)
+    for family in metric.describe()
+}
 
 
 class _WebOnly(Collector):

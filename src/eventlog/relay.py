@@ -277,6 +277,7 @@ def deliver_batch(batch_id: int, sink: BatchSink) -> RelayResult:
             log.warning(
                 "relay batch rejected, isolating the bad events", clickhouse_code=attempt.failure.code
             )
+            started = time.monotonic()  # a batch's duration is that of the attempt that delivers it
             attempt = _attempt(batch_id, sink)  # `split` is committed: now sent in halves
         if attempt.failure is not None:
             metrics.RELAY_BATCHES.labels(outcome="unavailable").inc()

@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from eventlog.beat import PURGE_TASK, RELAY_TASK
 from eventlog.conf import app_settings
 from eventlog.errors import ClickHouseUnavailable, RetryPending
 from eventlog.retention import purge_processed
@@ -17,7 +18,7 @@ from eventlog.scheduled import run_scheduled_relay
 
 @shared_task(
     bind=True,
-    name="eventlog.relay_outbox",
+    name=RELAY_TASK,
     autoretry_for=(ClickHouseUnavailable,),
     # Another run's retry is already scheduled: no retry of this one, and an expected error for the
     # worker and Sentry (the failed insert itself was reported before RetryPending was raised).
@@ -40,7 +41,7 @@ def relay_outbox_task(self: Task[Any, Any]) -> dict[str, Any]:
     )  # fmt: skip
 
 
-@shared_task(name="eventlog.purge_outbox")
+@shared_task(name=PURGE_TASK)
 def purge_outbox_task() -> dict[str, int]:
     cutoff = datetime.now(UTC) - timedelta(days=app_settings().outbox_retention_days)
     return asdict(purge_processed(cutoff, max_batches=100))

@@ -1,6 +1,8 @@
 """eventlog's URLs, for a project's `path("", include("eventlog.urls"))`: the HTTP API under
 api/v1/, the staff pages (the status page at the include's root, the events page at events/),
-the metrics and the health probes. The staff pages log in through the project's admin."""
+the metrics and the health probes. The staff pages log in through the project's admin. The
+pages' links and the OpenAPI document name these paths from the root, so the include belongs at
+the root path (a prefix is not supported yet)."""
 
 from django.urls import path
 

@@ -84,7 +84,7 @@ def openapi(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition (eventlog/metrics.py); behind METRICS_TOKEN when it is set."""
+    """Prometheus exposition (eventlog/metrics_endpoints.py); behind METRICS_TOKEN when it is set."""
     token = app_settings().metrics_token
     given = request.headers.get("Authorization", "")
     if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):

@@ -251,3 +251,20 @@ def test_every_query_of_the_grafana_dashboard_names_a_metric_the_code_exports(
     named = {name for query in queries for name in _METRIC_NAME.findall(query)}
     assert len(queries) >= 12
     assert named - exported == set()
+
+
+def test_web_metrics_count_reads_and_their_rows(clickhouse: Client) -> None:
+    http = HttpClient()
+    key = create_api_key("reader", scopes=["read"])[1]
+    before = scrape_web(http)
+    answer = http.get("/api/v1/events", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert answer.status_code == 200
+    after = scrape_web(http)
+    assert (
+        value(after, "eventlog_read_requests_total", endpoint="list", status="200")
+        - value(before, "eventlog_read_requests_total", endpoint="list", status="200")
+        == 1
+    )
+    assert value(after, "eventlog_read_rows_count", endpoint="list") > value(
+        before, "eventlog_read_rows_count", endpoint="list"
+    )
