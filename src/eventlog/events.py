@@ -141,9 +141,12 @@ def emit_events(events: Sequence[NewEvent | CheckedEvent]) -> EmitResult:
     """
     config = app_settings()
     default_environment = config.environment
-    if len(events) >= COPY_FROM_EVENTS and _copy_unless_duplicate(events, default_environment):
-        count_accepted(event.event_type for event in events)
-        return EmitResult(accepted=len(events), duplicates=0)
+    if len(events) >= COPY_FROM_EVENTS:
+        sent: list[CheckedEvent] = []
+        if _copy_unless_duplicate(events, default_environment, sent):
+            count_accepted(event.event_type for event in events)
+            return EmitResult(accepted=len(events), duplicates=0)
+        events = [*sent, *events[len(sent) :]]  # the ones COPY got to are not checked again
     checked, problems = check_all(events)
     if problems:
         raise InvalidEvents(problems)
@@ -162,23 +165,28 @@ def emit_events(events: Sequence[NewEvent | CheckedEvent]) -> EmitResult:
     return EmitResult(accepted=len(accepted_types), duplicates=len(events) - len(accepted_types))
 
 
-def _copy_unless_duplicate(events: Sequence[NewEvent | CheckedEvent], default_environment: str) -> bool:
+def _copy_unless_duplicate(
+    events: Sequence[NewEvent | CheckedEvent], default_environment: str, sent: list[CheckedEvent]
+) -> bool:
     """COPY every event into the outbox and return True; or, when one of their event_ids is already
-    recorded, write nothing and return False. Raises InvalidEvents, writing nothing, when any event
-    breaks a rule of `check`; other database errors are raised."""
+    recorded, write nothing and return False. `sent` gets each event checked and sent. Raises
+    InvalidEvents, writing nothing, when any event breaks a rule of `check`; other database errors
+    are raised."""
     try:
         # Inside the caller's transaction a savepoint undoes a failed COPY; outside one, COPY is a
         # transaction of its own and needs no BEGIN and COMMIT round trips.
         undo_point = transaction.atomic() if connection.in_atomic_block else nullcontext()
         with undo_point, connection.cursor() as cursor, cursor.cursor.copy(_COPY) as copy:
             copy.set_types(["uuid", "text", "timestamptz", "text", "text", "int8"])
-            _send_checked(copy, events, default_environment)
+            _send_checked(copy, events, default_environment, sent)
     except pg_errors.UniqueViolation:
         return False
     return True
 
 
-def _send_checked(copy: Any, events: Sequence[NewEvent | CheckedEvent], default_environment: str) -> None:
+def _send_checked(
+    copy: Any, events: Sequence[NewEvent | CheckedEvent], default_environment: str, sent: list[CheckedEvent]
+) -> None:
     """Write each event as a COPY row, checking it just before it is sent, so PostgreSQL stores the
     rows already sent while this process checks the next ones (checking them all first left one
     core idle at a time). After one invalid event nothing more is sent, but the rest are still
@@ -191,6 +199,7 @@ def _send_checked(copy: Any, events: Sequence[NewEvent | CheckedEvent], default_
             environment = default_environment if e.environment is None else e.environment
             copy.write_row((e.event_id, e.event_type, e.event_date_time, environment, e.context_json,
                             e.metadata_version))  # fmt: skip
+            sent.append(e)
     if problems:
         raise InvalidEvents(problems)
 
