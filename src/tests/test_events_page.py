@@ -21,7 +21,7 @@ from eventlog.relay import relay_outbox
 from tests.processes import manage, process_env, running, start
 from tests.reading.conftest import DAY, Stored, spread, store
 from tests.test_processes import free_port, post_events
-from tests.test_status_page import CHROMIUM, CHROMIUM_FLAGS, staff_client
+from tests.test_status_page import CHROMIUM, staff_client, staff_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 AROUND_DAY = "from=2026-11-19T00:00&to=2026-11-21T00:00"
@@ -119,14 +119,7 @@ def test_chromium_shows_events_sent_over_http_filters_them_pages_them_and_charts
     post_events(web, key, 0, signups)
     relay_outbox(writer, batch_size=100, max_batches=5)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{web}/events/")
-        page.fill("#id_username", "ops")  # the admin's login form, then back to the events page
-        page.fill("#id_password", "pass-word-1")
-        page.click("input[type=submit]")
+        browser, page = staff_page(playwright, tmp_path, f"http://127.0.0.1:{web}/events/")
         assert page.locator("tr.event").count() == 35
         bars = page.locator("#chart rect.bar title").all_text_contents()  # "type: count from start"
         assert sum(int(bar.split(": ")[1].split()[0]) for bar in bars) == 35

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -86,14 +87,7 @@ def test_chromium_renders_the_live_numbers_as_events_flow(
     post_events(web, key, 1)  # waits until the server answers
     relay_outbox(writer, batch_size=100, max_batches=1)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{web}/")
-        page.fill("#id_username", "ops")  # the admin's login form, then back to the status page
-        page.fill("#id_password", "pass-word-1")
-        page.click("input[type=submit]")
+        browser, page = staff_page(playwright, tmp_path, f"http://127.0.0.1:{web}/")
         assert figure(page, "pending") == "0"
         post_events(web, key, 25)
         wait_for_figure(page, "pending", "25")  # the page reloads itself; the test never does
@@ -102,6 +96,20 @@ def test_chromium_renders_the_live_numbers_as_events_flow(
         assert figure(page, "delivered") == "26"
         assert page.locator("#batches tr").count() == 1 + 4  # header, then the newest batch first
         browser.close()
+
+
+def staff_page(playwright: Any, tmp_path: Path, url: str) -> tuple[Any, Any]:
+    """Debian's Chromium on `url`, logged in as the `web` fixture's staff user `ops` through the
+    admin's login form, which sends it back to `url`."""
+    browser = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+    )
+    page = browser.new_page()
+    page.goto(url)
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pass-word-1")
+    page.click("input[type=submit]")
+    return browser, page
 
 
 def relay_in_a_thread(writer: EventLogWriter) -> None:
