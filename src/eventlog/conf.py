@@ -87,7 +87,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
-class Problem:
+class SettingProblem:
     """One thing wrong with EVENTLOG, under a stable check id."""
 
     id: str
@@ -95,13 +95,17 @@ class Problem:
     hint: str | None = None
 
 
-def parse(raw: object) -> tuple[EventlogSettings | None, list[Problem]]:
+def parse(raw: object) -> tuple[EventlogSettings | None, list[SettingProblem]]:
     """The settings `raw` (the EVENTLOG dict) gives over DEFAULTS, or None and what is wrong."""
     if not isinstance(raw, Mapping):
         hint = "EVENTLOG = {'CLICKHOUSE_URL': 'http://user:password@host:8123/default', ...}"
-        return None, [Problem("eventlog.E001", f"EVENTLOG must be a dict, got {type(raw).__name__}", hint)]
+        return None, [
+            SettingProblem("eventlog.E001", f"EVENTLOG must be a dict, got {type(raw).__name__}", hint)
+        ]
     problems = [
-        Problem("eventlog.E001", f"EVENTLOG has an unknown key {key!r}", f"known keys: {', '.join(DEFAULTS)}")
+        SettingProblem(
+            "eventlog.E001", f"EVENTLOG has an unknown key {key!r}", f"known keys: {', '.join(DEFAULTS)}"
+        )
         for key in raw
         if key not in DEFAULTS
     ]
@@ -120,44 +124,52 @@ def _coerced(key: str, value: Any) -> Any:
     return value
 
 
-def _check(key: str, value: object) -> Problem | None:
+def _check(key: str, value: object) -> SettingProblem | None:
     """A value of the wrong type or out of range, as eventlog.E002."""
     expected = type(DEFAULTS[key])
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        return Problem("eventlog.E002", f"EVENTLOG[{key!r}] must be a {expected.__name__}, got {value!r}")
+        return SettingProblem(
+            "eventlog.E002", f"EVENTLOG[{key!r}] must be a {expected.__name__}, got {value!r}"
+        )
     if isinstance(value, float) and not math.isfinite(value):
-        return Problem("eventlog.E002", f"EVENTLOG[{key!r}] must be a finite number, got {value!r}")
+        return SettingProblem("eventlog.E002", f"EVENTLOG[{key!r}] must be a finite number, got {value!r}")
     if key == "ENVIRONMENT" and not (value and len(str(value)) <= 255 and "\x00" not in str(value)):
         message = f"EVENTLOG['ENVIRONMENT'] must be 1 to 255 characters without NUL, got {value!r}"
-        return Problem("eventlog.E002", message)
+        return SettingProblem("eventlog.E002", message)
     minimum = _MINIMUMS.get(key)
     if minimum is not None and value < minimum:
-        return Problem("eventlog.E002", f"EVENTLOG[{key!r}] must be >= {minimum}, got {value!r}")
+        return SettingProblem("eventlog.E002", f"EVENTLOG[{key!r}] must be >= {minimum}, got {value!r}")
     if key == "CLICKHOUSE_CLUSTER" and value and not _IDENTIFIER.fullmatch(str(value)):
-        return Problem(
+        return SettingProblem(
             "eventlog.E002", f"EVENTLOG['CLICKHOUSE_CLUSTER'] must be a plain identifier, got {value!r}"
         )
     return None
 
 
-def _check_clickhouse_url(url: object) -> list[Problem]:
+def _check_clickhouse_url(url: object) -> list[SettingProblem]:
     """CLICKHOUSE_URL missing or malformed, as eventlog.E003."""
     shape = (
         "http(s)://user:password@host:port/database, such as http://eventlog:secret@127.0.0.1:8123/default"
     )
     if not isinstance(url, str) or not url:
-        return [Problem("eventlog.E003", "EVENTLOG['CLICKHOUSE_URL'] is required", f"it looks like {shape}")]
+        return [
+            SettingProblem(
+                "eventlog.E003", "EVENTLOG['CLICKHOUSE_URL'] is required", f"it looks like {shape}"
+            )
+        ]
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 (the property raises for an invalid port)
     except ValueError:
-        return [Problem("eventlog.E003", f"EVENTLOG['CLICKHOUSE_URL'] has an invalid port: {url!r}")]
+        return [SettingProblem("eventlog.E003", f"EVENTLOG['CLICKHOUSE_URL'] has an invalid port: {url!r}")]
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        return [Problem("eventlog.E003", f"EVENTLOG['CLICKHOUSE_URL'] must be {shape}; got {url!r}")]
+        return [SettingProblem("eventlog.E003", f"EVENTLOG['CLICKHOUSE_URL'] must be {shape}; got {url!r}")]
     database = parts.path.strip("/") or "default"
     if not _IDENTIFIER.fullmatch(database):
         return [
-            Problem("eventlog.E003", f"EVENTLOG['CLICKHOUSE_URL'] names an invalid database {database!r}")
+            SettingProblem(
+                "eventlog.E003", f"EVENTLOG['CLICKHOUSE_URL'] names an invalid database {database!r}"
+            )
         ]
     return []
 

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eventlog.reading.counts import Interval
-from eventlog.reading.cursor import Cursor, Order, Position, decode_cursor, encode_cursor, resume
+from eventlog.reading.cursor import Cursor, Order, Position, encode_cursor, resume
 from eventlog.reading.events import list_events
-from eventlog.reading.filters import Access, Filters, Params, micros, parse_time, single
+from eventlog.reading.filters import Access, Filters, Params, micros, parse_time
 from eventlog.reading.store import EventLogReader
 
 MAX_CHART_BUCKETS = 120
@@ -40,9 +40,7 @@ class BrowsePage:
 def resume_browsing(params: Params, secret: str, now: datetime) -> tuple[Filters, Cursor | None]:
     """The filters and cursor of a page request: as the API's, in whichever order its cursor
     goes (newer pages are read ascending)."""
-    token = single(params, "cursor")
-    order: Order = decode_cursor(token, secret).order if token else "desc"
-    return resume(params, order, secret, now)
+    return resume(params, None, secret, now)
 
 
 def browse_events(

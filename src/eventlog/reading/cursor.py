@@ -79,16 +79,16 @@ def _cursor(payload: Any) -> Cursor:
     return Cursor(filters, payload["o"], Position(int(micros), str(event_type), str(uuid.UUID(event_id))))
 
 
-def resume(params: Params, order: Order, secret: str, now: datetime) -> tuple[Filters, Cursor | None]:
+def resume(params: Params, order: Order | None, secret: str, now: datetime) -> tuple[Filters, Cursor | None]:
     """The filters a request selects, and its cursor if it sent one. A cursor continues the
     request that made it: the same filters (a default window resolves as on its first page) and
-    the same order; anything else is InvalidQuery."""
+    the same `order` (None: whichever order the cursor goes in); anything else is InvalidQuery."""
     token = single(params, "cursor")
     if token is None:
         return parse_filters(params, now), None
     cursor = decode_cursor(token, secret)
     filters = parse_filters(params, now=cursor.filters.end)
-    if filters != cursor.filters or order != cursor.order:
+    if filters != cursor.filters or order not in (None, cursor.order):
         raise InvalidQuery(
             "cursor belongs to other filters or another order: repeat the first page's parameters "
             "with it, or start again without a cursor"
