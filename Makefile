@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python src/manage.py
 
-.PHONY: run test install lint typecheck pytest db clickhouse web worker beat flower bench bench-smoke lock clean
+.PHONY: run test install lint typecheck pytest db clickhouse web worker beat flower bench bench-smoke lock clean wheel
 
 # The lock installed: dev.txt here and in CI (tools, the embedded engine, the runtime); the Dockerfile
 # runs this same target with requirements/base.txt (a ClickHouse server: no embedded engine).
@@ -48,6 +48,11 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# The app's wheel (the eventlog package alone), for another project's `pip install` (README.md,
+# "Use eventlog in your own Django project").
+wheel: install
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 # Debian's Chromium, for the status page's browser test (this machine reaches Debian's registry).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -91,4 +96,4 @@ lock:
 		echo "-r embedded.txt"; /tmp/eventlog-lock/bin/pip freeze | grep -v -x -F -f <(cat requirements/base.txt requirements/embedded.txt)) > requirements/dev.txt
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var dist

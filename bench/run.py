@@ -78,7 +78,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
     # Imported only now: the workloads define and use Django models.
-    from eventlog.clickhouse import EventLogWriter
+    from eventlog.clickhouse.event_log import EventLogWriter
     from workloads import backlog, e2e, emit, ingest, reading, relay
 
     began = time.monotonic()

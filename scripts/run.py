@@ -29,7 +29,7 @@ def main(names: list[str]) -> int:
     schedule = ROOT / "var" / "celerybeat-schedule"
     together = not names
     config = load_config()
-    everything = ["clickhouse"] if config.embedded_clickhouse.enabled else []
+    everything = ["clickhouse"] if config.embedded_clickhouse_path else []
     argvs = {
         name: process_argv(name, schedule, embedded_beat=together, web_bind=config.web_bind)
         for name in (names or [*everything, "web", "worker", "flower"])

@@ -36,11 +36,11 @@ from django.db import connection
 
 import seeding
 from environment import checkpoint, free_port, pg_connect, running, truncate_outbox, wait_until
-from eventlog.api_keys import create_api_key
-from eventlog.clickhouse import EventLogWriter
-from eventlog.events import NewEvent, emit_events
-from eventlog.relay import relay_outbox
-from eventlog.stats import processed_events
+from eventlog.access.api_keys import create_api_key
+from eventlog.clickhouse.event_log import EventLogWriter
+from eventlog.monitoring.stats import processed_events
+from eventlog.outbox.events import NewEvent, emit_events
+from eventlog.relay.delivery import relay_outbox
 from figures import percentile
 from sizes import Sizes
 from workloads.ingest import answers, request_body

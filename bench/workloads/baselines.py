@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 from django.db import connection, models
 
 from environment import pg_connect
-from eventlog.clickhouse import COLUMNS, TABLE
+from eventlog.clickhouse.event_log import COLUMNS, TABLE
 
 SEED_TABLE = "bench_seed_outbox"
 FLOOR_TABLE = "bench_floor"
@@ -138,7 +138,7 @@ _COPY_OUT_CSV = """
         FROM eventlog_outbox_event ORDER BY id
     ) TO STDOUT (FORMAT csv)
 """
-# Read the CSV literally, as the relay does (eventlog.clickhouse.CSV_SETTINGS).
+# Read the CSV literally, as the relay does (eventlog.clickhouse.event_log.CSV_SETTINGS).
 _CSV_INSERT: dict[str, Any] = {
     **SYNC_INSERT,
     "insert_deduplicate": 0,

@@ -13,8 +13,8 @@ from django.db import connection, transaction
 
 import seeding
 from environment import running, truncate_outbox, wait_until
-from eventlog.events import NewEvent, emit_events
-from eventlog.stats import delivery_latencies, processed_events
+from eventlog.monitoring.stats import delivery_latencies, processed_events
+from eventlog.outbox.events import NewEvent, emit_events
 from figures import percentile
 from sizes import Sizes
 

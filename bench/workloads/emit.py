@@ -12,7 +12,7 @@ from django.db import transaction
 
 import seeding
 from environment import pg_connect, truncate_outbox
-from eventlog.events import NewEvent, emit_events
+from eventlog.outbox.events import NewEvent, emit_events
 from sizes import Sizes
 
 

@@ -25,8 +25,8 @@ from environment import (
     truncate_outbox,
     wait_until,
 )
-from eventlog.api_keys import create_api_key
-from eventlog.stats import outbox_stats
+from eventlog.access.api_keys import create_api_key
+from eventlog.monitoring.stats import outbox_stats
 from figures import percentile
 from sizes import Sizes
 from workloads.load_client import ClientResult, Load, Window, run_client

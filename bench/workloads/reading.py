@@ -24,7 +24,7 @@ from clickhouse_connect.driver.client import Client
 from django.conf import settings
 
 from environment import free_port, running, session_pids, wait_until
-from eventlog.api_keys import create_api_key
+from eventlog.access.api_keys import create_api_key
 from eventlog.reading import events
 from eventlog.reading.cursor import Cursor, Position, decode_cursor, encode_cursor
 from eventlog.reading.filters import EVERYTHING, Filters, format_time, parse_filters, where

@@ -22,7 +22,6 @@ from django.conf import settings
 from django.db import connection
 
 import seeding
-from embedded_clickhouse import ALLOCATOR, ENGINE_OPTIONS
 from environment import (
     INPROCESS_CLICKHOUSE,
     checkpoint,
@@ -35,9 +34,10 @@ from environment import (
     vacuum_analyze,
     wait_until,
 )
-from eventlog.clickhouse import ClickHouseOptions, EventLogWriter
-from eventlog.relay import relay_outbox
-from eventlog.stats import outbox_stats, processed_events
+from eventlog.clickhouse.event_log import ClickHouseOptions, EventLogWriter
+from eventlog.embedded_clickhouse import ALLOCATOR, ENGINE_OPTIONS
+from eventlog.monitoring.stats import outbox_stats, processed_events
+from eventlog.relay.delivery import relay_outbox
 from figures import percentile
 from sizes import Sizes
 from workloads import baselines

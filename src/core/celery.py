@@ -23,10 +23,11 @@ def use_django_logging(**kwargs: Any) -> None:
 
 @worker_ready.connect
 def serve_worker_metrics(**kwargs: Any) -> None:
-    """The worker's own metrics endpoint (eventlog/metrics_endpoints.py), unless WORKER_METRICS_PORT is 0."""
+    """The worker's own metrics endpoint (eventlog.monitoring.metrics_endpoints), unless
+    WORKER_METRICS_PORT is 0."""
     from django.conf import settings
 
-    from eventlog.metrics_endpoints import start_worker_metrics
+    from eventlog.monitoring.metrics_endpoints import start_worker_metrics
     from eventlog.runtime import event_log_writer
 
     config = settings.CONFIG  # the reference project's own configuration (core/env.py)

@@ -38,18 +38,6 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
-class EmbeddedClickHouseConfig:
-    """The embedded ClickHouse server's own settings: it serves CLICKHOUSE_URL's user and password."""
-
-    enabled: bool  # `make run` starts it (off with a ClickHouse server)
-    data_path: Path
-    host: str
-    port: int
-    user: str
-    password: str
-
-
-@dataclass(frozen=True)
 class Config:
     debug: bool
     https: bool
@@ -58,13 +46,17 @@ class Config:
     database: DatabaseConfig
     broker_url: str
     clickhouse_url: str
-    embedded_clickhouse: EmbeddedClickHouseConfig
+    # The embedded server's data (`manage.py embedded_clickhouse`); empty with EMBEDDED_CLICKHOUSE=0,
+    # when ClickHouse is a server of its own.
+    embedded_clickhouse_path: str
+    embedded_clickhouse_listen: str  # host:port; empty: where CLICKHOUSE_URL points
     clickhouse_connect_timeout: float
     clickhouse_send_receive_timeout: float
     clickhouse_verify: bool
     clickhouse_ca_cert: str
     clickhouse_cluster: str
     environment: str
+    outbox_database: str
     prepared_statements: bool
     relay_interval_seconds: float
     relay_batch_size: int
@@ -209,25 +201,6 @@ def check_clickhouse_url(url: str) -> str:
     return url
 
 
-def embedded_clickhouse_config(
-    url: str, data_path: str, listen: str, enabled: bool = True
-) -> EmbeddedClickHouseConfig:
-    """The embedded server listens where CLICKHOUSE_URL points (or at `listen`) and accepts its
-    user and password, so the two can never disagree."""
-    parts = urlsplit(url)
-    host, _, port = (listen or f"{parts.hostname}:{parts.port or 8123}").rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigurationError(f"EMBEDDED_CLICKHOUSE_LISTEN must be host:port, got {listen!r}")
-    return EmbeddedClickHouseConfig(
-        enabled=enabled,
-        data_path=Path(data_path).resolve(),
-        host=host.strip("[]"),
-        port=int(port),
-        user=unquote(parts.username or "default"),
-        password=unquote(parts.password or ""),
-    )
-
-
 def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> Config:
     """Build the Config from `environ` (default: os.environ) over the optional .env file."""
     values: dict[str, str] = {}
@@ -243,19 +216,20 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         allowed_hosts=[h.strip() for h in env.text("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")],
         database=parse_database_url(env.text("DATABASE_URL", "postgresql://root@127.0.0.1:5432/eventlog")),
         broker_url=env.text("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
-        clickhouse_url=(clickhouse_url := check_clickhouse_url(env.text("CLICKHOUSE_URL", ""))),
-        embedded_clickhouse=embedded_clickhouse_config(
-            clickhouse_url,
-            env.text("EMBEDDED_CLICKHOUSE_PATH", str(REPO_ROOT / "var" / "clickhouse")),
-            env.text("EMBEDDED_CLICKHOUSE_LISTEN", ""),
-            env.flag("EMBEDDED_CLICKHOUSE", True),
+        clickhouse_url=check_clickhouse_url(env.text("CLICKHOUSE_URL", "")),
+        embedded_clickhouse_path=(
+            env.text("EMBEDDED_CLICKHOUSE_PATH", str(REPO_ROOT / "var" / "clickhouse"))
+            if env.flag("EMBEDDED_CLICKHOUSE", True)
+            else ""
         ),
+        embedded_clickhouse_listen=env.text("EMBEDDED_CLICKHOUSE_LISTEN", ""),
         clickhouse_connect_timeout=env.number("CLICKHOUSE_CONNECT_TIMEOUT", 10.0, minimum=0.1),
         clickhouse_send_receive_timeout=env.number("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", 60.0, minimum=0.1),
         clickhouse_verify=env.flag("CLICKHOUSE_VERIFY", True),
         clickhouse_ca_cert=env.text("CLICKHOUSE_CA_CERT", ""),
         clickhouse_cluster=check_identifier("CLICKHOUSE_CLUSTER", env.text("CLICKHOUSE_CLUSTER", "")),
         environment=env.text("EVENTLOG_ENVIRONMENT", "production"),
+        outbox_database=env.text("OUTBOX_DATABASE", "default"),
         prepared_statements=env.flag("PREPARED_STATEMENTS", True),
         relay_interval_seconds=env.number("RELAY_INTERVAL_SECONDS", 0.5, minimum=0.01),
         relay_batch_size=env.integer("RELAY_BATCH_SIZE", 25_000),

@@ -5,7 +5,7 @@ What Django's stack does for this endpoint is done here too, in the same order: 
 access line (core/middleware.py), the Host check against ALLOWED_HOSTS, the HTTPS redirect, HSTS and
 nosniff headers (SecurityMiddleware, with DJANGO_HTTPS), the database connection's lifecycle
 (request_started / request_finished), and an unexpected error as a 500 reported to Sentry and logged.
-The endpoint itself is eventlog/ingest.py, shared with the Django view.
+The endpoint itself is eventlog/web/ingest.py, shared with the Django view.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from django.http.request import split_domain_port, validate_host
 from django.utils.http import parse_header_parameters
 
 from core.middleware import log_request, start_request
-from eventlog.ingest import Answer, Limits, ingest
 from eventlog.runtime import rate_limiter
+from eventlog.web.ingest import Answer, Limits, ingest
 
 PATH = "/api/v1/events"
 StartResponse = Callable[..., Any]

@@ -40,7 +40,7 @@ def process_argv(
     """
     celery = [sys.executable, "-m", "celery", "-A", "core"]
     if name == "clickhouse":
-        return [sys.executable, "-m", "embedded_clickhouse"]
+        return [sys.executable, "manage.py", "embedded_clickhouse"]
     if name == "web":
         host, _, port = web_bind.rpartition(":")
         static = ["--static-path-route", "/static", "--static-path-mount", str(STATIC_ROOT)]

@@ -8,8 +8,8 @@ from core.env import REPO_ROOT, Config, load_config
 from core.logs import logging_settings
 from core.processes import STATIC_ROOT as STATIC_FILES
 from core.sentry import init_sentry
-from eventlog.beat import beat_schedule
 from eventlog.conf import DEFAULTS as EVENTLOG_DEFAULTS
+from eventlog.scheduling.beat import beat_schedule
 
 CONFIG = load_config()
 init_sentry(CONFIG)

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from eventlog.models import ApiKey, OutboxEvent, RelayBatch
-from eventlog.poison import replay_dead_letters
+from eventlog.relay.poison import replay_dead_letters
 
 
 class DeadLetterFilter(admin.SimpleListFilter):

@@ -4,23 +4,27 @@ them; `migrate` and `runserver` run them first):
     eventlog.E001  EVENTLOG is not a dict, or has a key eventlog does not know
     eventlog.E002  a value of the wrong type or out of range
     eventlog.E003  CLICKHOUSE_URL missing or malformed
-    eventlog.E004  the outbox's database is not PostgreSQL
-    eventlog.E005  Celery beat's schedule has no entry for the relay task (eventlog/beat.py)
+    eventlog.E004  the outbox's database (OUTBOX_DATABASE) is not in DATABASES, or not PostgreSQL,
+                   or eventlog's models are routed elsewhere (eventlog.routers.OutboxRouter)
+    eventlog.E005  Celery beat's schedule has no entry for the relay task (eventlog/scheduling/beat.py)
     eventlog.E006  a beat scheduler that rounds the relay's schedule away (django-celery-beat's
                    keeps whole seconds and drops relative `expires`; celery.beat's keep both)
+    eventlog.E007  EMBEDDED_CLICKHOUSE_PATH is set but chDB is not installed (the `embedded` extra)
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
 from django.core import checks
-from django.db import connections
+from django.db import connections, router
 
-from eventlog.beat import RELAY_TASK
-from eventlog.conf import parse
+from eventlog.conf import DEFAULTS, parse
+from eventlog.models import OutboxEvent
+from eventlog.scheduling.beat import RELAY_TASK
 
 # Schedulers known to round an entry's interval to whole seconds and to drop relative `expires`.
 ROUNDING_SCHEDULERS = ("django_celery_beat",)
@@ -35,16 +39,55 @@ def eventlog_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 @checks.register()
 def outbox_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The outbox relies on PostgreSQL itself: snapshots, COPY and its planner settings."""
-    vendor = connections["default"].vendor
+    alias = _eventlog_value("OUTBOX_DATABASE")
+    if alias not in connections:
+        message = f"EVENTLOG['OUTBOX_DATABASE'] is {alias!r}, which is not a database in DATABASES"
+        return [checks.Error(message, hint=f"DATABASES has {', '.join(connections)}", id="eventlog.E004")]
+    vendor = connections[alias].vendor
     if vendor == "postgresql":
-        return []
+        return _outbox_models_routed_to(alias)
     return [
         checks.Error(
-            f"eventlog's outbox needs PostgreSQL, but the database 'default' is {vendor}",
-            hint="set DATABASES['default']['ENGINE'] to 'django.db.backends.postgresql'",
+            f"eventlog's outbox needs PostgreSQL, but the database {alias!r} is {vendor}",
+            hint=f"set DATABASES[{alias!r}]['ENGINE'] to 'django.db.backends.postgresql'",
             id="eventlog.E004",
         )
     ]
+
+
+def _outbox_models_routed_to(alias: str) -> list[checks.CheckMessage]:
+    routed = router.db_for_write(OutboxEvent)
+    if routed == alias:
+        return []
+    return [
+        checks.Error(
+            f"eventlog's models go to the database {routed!r}, but its outbox is {alias!r} (OUTBOX_DATABASE)",
+            hint="add 'eventlog.routers.OutboxRouter' to DATABASE_ROUTERS",
+            id="eventlog.E004",
+        )
+    ]
+
+
+@checks.register()
+def embedded_engine(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """`manage.py embedded_clickhouse` needs chDB, which only the `embedded` extra installs. Looked
+    up, not imported: loading the engine costs every process that runs the checks."""
+    if not _eventlog_value("EMBEDDED_CLICKHOUSE_PATH") or importlib.util.find_spec("chdb") is not None:
+        return []
+    return [
+        checks.Error(
+            "EVENTLOG['EMBEDDED_CLICKHOUSE_PATH'] is set, but chDB (the embedded engine) is not installed",
+            hint="pip install 'eventlog[embedded]', or leave EMBEDDED_CLICKHOUSE_PATH empty and point "
+            "CLICKHOUSE_URL at a ClickHouse server",
+            id="eventlog.E007",
+        )
+    ]
+
+
+def _eventlog_value(key: str) -> Any:
+    """One raw value of EVENTLOG, so that each check can run even when another key is wrong."""
+    raw = getattr(settings, "EVENTLOG", {})
+    return raw.get(key, DEFAULTS[key]) if isinstance(raw, dict) else DEFAULTS[key]
 
 
 @checks.register()
@@ -60,7 +103,7 @@ def relay_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         return [
             checks.Error(
                 f"Celery beat's schedule has no entry for {RELAY_TASK}: nothing relays the outbox",
-                hint="CELERY_BEAT_SCHEDULE = {**eventlog.beat.beat_schedule(EVENTLOG), ...}",
+                hint="CELERY_BEAT_SCHEDULE = {**eventlog.scheduling.beat.beat_schedule(EVENTLOG), ...}",
                 id="eventlog.E005",
             )
         ]

@@ -36,7 +36,13 @@ class EventlogSettings:
     clickhouse_verify: bool = True
     clickhouse_ca_cert: str = ""
     clickhouse_cluster: str = ""  # empty: one node; otherwise the cluster of the replicated DDL
+    # The embedded server (`manage.py embedded_clickhouse`, the `embedded` extra) keeps its data
+    # here and serves CLICKHOUSE_URL's user and password where the URL points (or at LISTEN,
+    # host:port). Empty: ClickHouse is a server of its own.
+    embedded_clickhouse_path: str = ""
+    embedded_clickhouse_listen: str = ""
     environment: str = "production"  # an event's environment when its producer names none
+    outbox_database: str = "default"  # the alias in DATABASES of the outbox's tables
     # emit_events' insert as a prepared statement, planned once per connection. Off behind a
     # transaction-pooling proxy (PgBouncer's transaction mode), where a connection's prepared
     # statements are not the next transaction's.
@@ -84,6 +90,7 @@ _MINIMUMS: dict[str, float] = {
     "READY_MAX_LAG_SECONDS": 0.0,
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):[0-9]{1,5}")
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,9 @@ def parse(raw: object) -> tuple[EventlogSettings | None, list[SettingProblem]]:
     ]
     values = {key: _coerced(key, raw.get(key, default)) for key, default in DEFAULTS.items()}
     problems += [problem for key, value in values.items() if (problem := _check(key, value))]
-    problems += _check_clickhouse_url(values["CLICKHOUSE_URL"])
+    problems += _check_clickhouse_url(
+        values["CLICKHOUSE_URL"], embedded=bool(values["EMBEDDED_CLICKHOUSE_PATH"])
+    )
     if problems:
         return None, problems
     return EventlogSettings(**{key.lower(): value for key, value in values.items()}), []
@@ -139,6 +148,10 @@ def _check(key: str, value: object) -> SettingProblem | None:
     minimum = _MINIMUMS.get(key)
     if minimum is not None and value < minimum:
         return SettingProblem("eventlog.E002", f"EVENTLOG[{key!r}] must be >= {minimum}, got {value!r}")
+    if key == "EMBEDDED_CLICKHOUSE_LISTEN" and value and not _HOST_PORT.fullmatch(str(value)):
+        return SettingProblem(
+            "eventlog.E002", f"EVENTLOG['EMBEDDED_CLICKHOUSE_LISTEN'] must be host:port, got {value!r}"
+        )
     if key == "CLICKHOUSE_CLUSTER" and value and not _IDENTIFIER.fullmatch(str(value)):
         return SettingProblem(
             "eventlog.E002", f"EVENTLOG['CLICKHOUSE_CLUSTER'] must be a plain identifier, got {value!r}"
@@ -146,8 +159,9 @@ def _check(key: str, value: object) -> SettingProblem | None:
     return None
 
 
-def _check_clickhouse_url(url: object) -> list[SettingProblem]:
-    """CLICKHOUSE_URL missing or malformed, as eventlog.E003."""
+def _check_clickhouse_url(url: object, embedded: bool) -> list[SettingProblem]:
+    """CLICKHOUSE_URL missing or malformed, as eventlog.E003. The embedded server accepts the URL's
+    user and password, and only with a password."""
     shape = (
         "http(s)://user:password@host:port/database, such as http://eventlog:secret@127.0.0.1:8123/default"
     )
@@ -171,6 +185,9 @@ def _check_clickhouse_url(url: object) -> list[SettingProblem]:
                 "eventlog.E003", f"EVENTLOG['CLICKHOUSE_URL'] names an invalid database {database!r}"
             )
         ]
+    if embedded and not parts.password:
+        message = "EVENTLOG['CLICKHOUSE_URL'] has no password, which the embedded server requires"
+        return [SettingProblem("eventlog.E003", message, "the server accepts the URL's user and password")]
     return []
 
 

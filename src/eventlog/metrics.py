@@ -1,6 +1,6 @@
 """Every Prometheus metric eventlog counts, and what each one means. README.md lists them too.
 The metrics read at scrape time, and the two endpoints that serve them all, are in
-eventlog/metrics_endpoints.py; this module imports nothing of eventlog, so every part may count.
+eventlog/monitoring/metrics_endpoints.py; this module imports nothing of eventlog, so every part may count.
 
 There are two endpoints, one per kind of process:
 

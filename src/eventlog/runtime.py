@@ -7,11 +7,11 @@ import functools
 
 from redis import Redis
 
-from eventlog.clickhouse import ClickHouseOptions, EventLogWriter
+from eventlog.access.rate_limits import RateLimiter
+from eventlog.clickhouse.event_log import ClickHouseOptions, EventLogWriter
 from eventlog.conf import app_settings
-from eventlog.coordination import RelayCoordinator
-from eventlog.rate_limits import RateLimiter
 from eventlog.reading.store import EventLogReader, ReadLimits
+from eventlog.scheduling.coordination import RelayCoordinator
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""Celery shells: retry policy in the decorators, the work in eventlog.scheduled and eventlog.retention."""
+"""Celery shells: retry policy in the decorators, the work in eventlog.scheduling.runs and
+eventlog.relay.retention."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from eventlog.beat import PURGE_TASK, RELAY_TASK
 from eventlog.conf import app_settings
 from eventlog.errors import ClickHouseUnavailable, RetryPending
-from eventlog.retention import purge_processed
+from eventlog.relay.retention import purge_processed
 from eventlog.runtime import event_log_writer, relay_coordinator
-from eventlog.scheduled import run_scheduled_relay
+from eventlog.scheduling.beat import PURGE_TASK, RELAY_TASK
+from eventlog.scheduling.runs import run_scheduled_relay
 
 
 @shared_task(

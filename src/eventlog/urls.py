@@ -6,7 +6,7 @@ the root path (a prefix is not supported yet)."""
 
 from django.urls import path
 
-from eventlog import events_page, read_api, views
+from eventlog.web import events_page, read_api, views
 
 urlpatterns = [
     path("", views.status_page, name="status"),

@@ -14,9 +14,9 @@ from clickhouse_connect.driver.client import Client
 from django.conf import settings
 
 from core.celery import app as celery_app
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
+from eventlog.monitoring.stats import outbox_stats
 from eventlog.runtime import event_log_writer, relay_coordinator
-from eventlog.stats import outbox_stats
 from tests.processes import kill, process_env, start_clickhouse
 from tests.settings import RUN_DIR
 
@@ -25,7 +25,7 @@ from tests.settings import RUN_DIR
 def clickhouse_server() -> Iterator[subprocess.Popen[bytes]]:
     """The run's embedded ClickHouse server (tests/settings.py chose its port, password and data
     directory), started as `make clickhouse` starts it; every test reaches ClickHouse through it."""
-    data_path = settings.CONFIG.embedded_clickhouse.data_path
+    data_path = Path(settings.CONFIG.embedded_clickhouse_path)
     server = start_clickhouse(process_env("default"), data_path)
     yield server
     kill(server)

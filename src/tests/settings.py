@@ -32,7 +32,7 @@ os.environ["EMBEDDED_CLICKHOUSE_PATH"] = str(RUN_DIR / "clickhouse")
 
 from core.settings import *  # noqa: E402, F403 (after the environment above: settings read it once)
 from core.settings import CONFIG, eventlog_settings  # noqa: E402
-from eventlog.beat import beat_schedule  # noqa: E402
+from eventlog.scheduling.beat import beat_schedule  # noqa: E402
 
 
 def redis_database(url: str, database: int) -> str:
@@ -56,3 +56,6 @@ EVENTLOG = eventlog_settings(CONFIG)
 CELERY_BROKER_URL = CONFIG.broker_url
 CELERY_BEAT_SCHEDULE = beat_schedule(EVENTLOG)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+# A second alias of the same test database (Django's test mirror), for emit_events(using=...) and
+# the checks of OUTBOX_DATABASE.
+DATABASES["mirror"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405

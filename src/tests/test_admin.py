@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 
-from eventlog.api_keys import create_api_key
-from eventlog.events import NewEvent, emit_events
+from eventlog.access.api_keys import create_api_key
 from eventlog.models import OutboxEvent
+from eventlog.outbox.events import NewEvent, emit_events
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from django.core.management import CommandError, call_command
 
-from eventlog.api_keys import authenticate
-from eventlog.clickhouse import EventLogWriter
-from eventlog.events import NewEvent, emit_events
+from eventlog.access.api_keys import authenticate
+from eventlog.clickhouse.event_log import EventLogWriter
+from eventlog.outbox.events import NewEvent, emit_events
 from tests.conftest import event_log_counts
 from tests.reading.conftest import Stored, spread, store
 

@@ -15,8 +15,8 @@ from celery import current_app
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from eventlog.beat import beat_schedule
 from eventlog.conf import DEFAULTS, EventlogSettings, app_settings, parse
+from eventlog.scheduling.beat import beat_schedule
 
 URL = "http://eventlog:secret@127.0.0.1:8123/default"
 SRC = Path(__file__).resolve().parents[1]
@@ -52,11 +52,21 @@ def test_a_dict_with_only_the_clickhouse_url_gets_every_documented_default() -> 
         ({"CLICKHOUSE_URL": "http://host:99999/default"}, ["eventlog.E003"]),
         ({"CLICKHOUSE_URL": "http://host:8123/no-such;db"}, ["eventlog.E003"]),
         ({"RELAY_SLOTS": -1}, ["eventlog.E002", "eventlog.E003"]),
+        ({"CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE_LISTEN": "8123"}, ["eventlog.E002"]),
+        (
+            {"CLICKHOUSE_URL": "http://eventlog@h:8123/default", "EMBEDDED_CLICKHOUSE_PATH": "/d"},
+            ["eventlog.E003"],
+        ),
     ],
 )
 def test_each_problem_has_its_check_id(raw: object, expected: list[str]) -> None:
     assert ids(raw) == expected
     assert parse(raw)[0] is None
+
+
+def test_a_bracketed_ipv6_address_and_a_server_url_without_password_are_valid() -> None:
+    assert ids({"CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE_LISTEN": "[::1]:8123"}) == []
+    assert ids({"CLICKHOUSE_URL": "http://eventlog@h:8123/default"}) == []  # only the embedded one needs it
 
 
 def test_manage_py_check_reports_a_broken_eventlog_by_its_id(settings: Any) -> None:
@@ -127,3 +137,15 @@ def check_ids() -> list[str]:
     from django.core.checks import run_checks
 
     return [message.id for message in run_checks() if message.id]
+
+
+def test_an_outbox_database_missing_from_databases_is_reported(settings: Any) -> None:
+    settings.EVENTLOG = {**settings.EVENTLOG, "OUTBOX_DATABASE": "orders"}
+    assert "eventlog.E004" in check_ids()
+
+
+def test_an_outbox_database_elsewhere_than_eventlogs_models_go_is_reported(settings: Any) -> None:
+    settings.EVENTLOG = {**settings.EVENTLOG, "OUTBOX_DATABASE": "mirror"}
+    assert "eventlog.E004" in check_ids()  # the models still go to 'default'
+    settings.DATABASE_ROUTERS = ["eventlog.routers.OutboxRouter"]
+    assert "eventlog.E004" not in check_ids()

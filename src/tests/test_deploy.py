@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -146,7 +147,7 @@ def test_the_relays_shared_state_works_on_a_redis_with_a_password(tmp_path: Path
     from redis.exceptions import AuthenticationError, ResponseError
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from eventlog.coordination import RelayCoordinator
+    from eventlog.scheduling.coordination import RelayCoordinator
     from tests.test_processes import free_port
 
     port = free_port()
@@ -188,6 +189,6 @@ def test_a_first_make_run_writes_a_new_secret_key_and_clickhouse_password_into_t
         config = load_config({}, env_file=checkout / "src" / "core" / ".env")
         assert len(config.secret_key) >= 50
         assert re.fullmatch(r"http://eventlog:[\w-]{24,}@127\.0\.0\.1:8123/default", config.clickhouse_url)
-        assert config.embedded_clickhouse.password
+        assert urlsplit(config.clickhouse_url).password
         urls.add(config.clickhouse_url)
     assert len(urls) == 2  # each machine its own password

@@ -23,21 +23,14 @@ def test_debug_runs_without_a_secret_key_and_defaults_fill_the_rest() -> None:
     assert config.clickhouse_url == URL
 
 
-def test_the_embedded_server_listens_where_the_url_points_and_accepts_its_credentials() -> None:
-    embedded = load_config({"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL}, env_file=None).embedded_clickhouse
-    assert str(embedded.data_path).endswith("/var/clickhouse")
-    assert (embedded.host, embedded.port, embedded.user, embedded.password) == (
-        "127.0.0.1",
-        8123,
-        "eventlog",
-        "s@cret",
+def test_the_embedded_server_keeps_its_data_in_var_unless_clickhouse_is_a_server_of_its_own() -> None:
+    default = load_config({"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL}, env_file=None)
+    assert default.embedded_clickhouse_path.endswith("/var/clickhouse")
+    assert default.embedded_clickhouse_listen == ""
+    server = load_config(
+        {"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE": "0"}, env_file=None
     )
-    elsewhere = load_config(
-        {"DJANGO_DEBUG": "1", "CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE_LISTEN": "10.0.0.5:9123",
-         "EMBEDDED_CLICKHOUSE_PATH": "/srv/ch"},
-        env_file=None,
-    ).embedded_clickhouse  # fmt: skip
-    assert (elsewhere.host, elsewhere.port, str(elsewhere.data_path)) == ("10.0.0.5", 9123, "/srv/ch")
+    assert server.embedded_clickhouse_path == ""
 
 
 def test_clickhouse_url_is_required_and_a_chdb_url_says_where_the_path_went() -> None:

@@ -12,7 +12,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import connection
 
 from core.fastpath import IngestFastPath
-from eventlog.api_keys import create_api_key
+from eventlog.access.api_keys import create_api_key
 from eventlog.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the fast path manages its own connection

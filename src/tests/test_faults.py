@@ -21,12 +21,12 @@ import pytest
 from django.db import connection, transaction
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventlog.clickhouse import EventLogWriter
-from eventlog.events import NewEvent, emit_events
-from eventlog.health import readiness
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.models import RelayBatch
+from eventlog.monitoring.health import readiness
+from eventlog.monitoring.stats import outbox_stats
+from eventlog.outbox.events import NewEvent, emit_events
 from eventlog.runtime import redis_client
-from eventlog.stats import outbox_stats
 from tests.conftest import wait_until
 from tests.faults.crash_relay import CRASHED
 from tests.processes import (

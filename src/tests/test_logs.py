@@ -17,11 +17,11 @@ from django.conf import settings
 from django.test import Client as HttpClient
 
 from core.logs import logging_settings
-from eventlog.api_keys import create_api_key
-from eventlog.clickhouse import EventLogWriter
-from eventlog.events import NewEvent, emit_events
-from eventlog.relay import relay_outbox
-from tests.test_poison import rejecting_poison  # noqa: F401 (a fixture)
+from eventlog.access.api_keys import create_api_key
+from eventlog.clickhouse.event_log import EventLogWriter
+from eventlog.outbox.events import NewEvent, emit_events
+from eventlog.relay.delivery import relay_outbox
+from tests.relay.test_poison import rejecting_poison  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

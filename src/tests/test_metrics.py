@@ -16,16 +16,16 @@ from django.test import Client as HttpClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventlog import metrics
-from eventlog.api_keys import create_api_key
-from eventlog.clickhouse import EventLogWriter
+from eventlog.access.api_keys import create_api_key
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.errors import ClickHouseUnavailable
-from eventlog.events import NewEvent, emit_events
-from eventlog.metrics_endpoints import start_worker_metrics
 from eventlog.models import OutboxEvent
-from eventlog.relay import relay_outbox
+from eventlog.monitoring.metrics_endpoints import start_worker_metrics
+from eventlog.monitoring.stats import outbox_stats
+from eventlog.outbox.events import NewEvent, emit_events
+from eventlog.relay.delivery import relay_outbox
 from eventlog.runtime import relay_coordinator
-from eventlog.scheduled import run_scheduled_relay
-from eventlog.stats import outbox_stats
+from eventlog.scheduling.runs import run_scheduled_relay
 from tests.conftest import wait_until
 from tests.processes import new_database, process_env, reset_broker, running, start, start_worker
 from tests.test_processes import free_port, post_events

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from eventlog.api_keys import create_api_key
-from eventlog.stats import outbox_stats
+from eventlog.access.api_keys import create_api_key
+from eventlog.monitoring.stats import outbox_stats
 from tests.conftest import wait_until
 from tests.processes import (
     clickhouse_event_ids,

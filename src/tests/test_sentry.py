@@ -18,12 +18,12 @@ from clickhouse_connect.driver.client import Client
 from django.conf import settings
 
 from core.sentry import init_sentry
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.errors import ClickHouseUnavailable
-from eventlog.events import NewEvent, emit_events
+from eventlog.monitoring.stats import outbox_stats
+from eventlog.outbox.events import NewEvent, emit_events
 from eventlog.runtime import relay_coordinator
-from eventlog.scheduled import run_scheduled_relay
-from eventlog.stats import outbox_stats
+from eventlog.scheduling.runs import run_scheduled_relay
 from tests.conftest import wait_until
 from tests.processes import new_database, process_env, reset_broker, running, start_worker
 

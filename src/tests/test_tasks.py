@@ -15,7 +15,7 @@ from django.conf import settings
 from core.env import load_config
 from core.sentry import init_sentry
 from eventlog.errors import ClickHouseUnavailable, RetryPending
-from eventlog.events import NewEvent, emit_events
+from eventlog.outbox.events import NewEvent, emit_events
 from eventlog.tasks import relay_outbox_task
 from tests.conftest import event_log_counts
 

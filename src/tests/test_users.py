@@ -5,9 +5,9 @@ from clickhouse_connect.driver.client import Client
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.models import OutboxEvent
-from eventlog.relay import relay_outbox
+from eventlog.relay.delivery import relay_outbox
 from tests.conftest import event_log
 from users.services import CreateUser
 

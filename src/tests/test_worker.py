@@ -10,9 +10,9 @@ from celery.beat import EmbeddedService
 from clickhouse_connect.driver.client import Client
 from django.db import transaction
 
-from eventlog.events import NewEvent, emit_events
 from eventlog.models import RelayBatch
-from eventlog.stats import outbox_stats
+from eventlog.monitoring.stats import outbox_stats
+from eventlog.outbox.events import NewEvent, emit_events
 from eventlog.tasks import relay_outbox_task
 from tests.conftest import event_log_counts, wait_until
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from eventlog.events import NewEvent, emit_event
+from eventlog.outbox.events import NewEvent, emit_event
 
 
 @dataclass(frozen=True)

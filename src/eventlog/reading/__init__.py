@@ -7,6 +7,6 @@
     counts.py    counts per time bucket in a time zone, every bucket present
     browse.py    newest first, older and newer a page at a time (the events page)
 
-Every function here takes what it reads from as an argument; the HTTP views (eventlog/read_api.py,
-eventlog/events_page.py) and `manage.py events` are shells around them.
+Every function here takes what it reads from as an argument; the HTTP views (eventlog/web/read_api.py,
+eventlog/web/events_page.py) and `manage.py events` are shells around them.
 """

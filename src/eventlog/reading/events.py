@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from eventlog.clickhouse import COLUMNS
+from eventlog.clickhouse.event_log import COLUMNS
 from eventlog.errors import ClickHouseError, InvalidQuery
 from eventlog.reading.cursor import Cursor, Order, Position, encode_cursor
 from eventlog.reading.filters import Access, Filters, format_time, from_micros, micros, parse_time, where

@@ -17,7 +17,13 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from eventlog.clickhouse import TABLE, ClickHouseOptions, database_name, server_arguments, translated_errors
+from eventlog.clickhouse.event_log import (
+    TABLE,
+    ClickHouseOptions,
+    database_name,
+    server_arguments,
+    translated_errors,
+)
 from eventlog.errors import ClickHouseError, ReadLimitExceeded
 from eventlog.metrics import READ_ROWS
 

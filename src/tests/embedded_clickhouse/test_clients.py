@@ -18,9 +18,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from embedded_clickhouse import ALLOCATOR, ENGINE_OPTIONS
-from embedded_clickhouse.errors import CODES
-from eventlog.clickhouse import translated_errors
+from eventlog.clickhouse.event_log import translated_errors
+from eventlog.embedded_clickhouse import ALLOCATOR, ENGINE_OPTIONS
+from eventlog.embedded_clickhouse.errors import CODES
 from eventlog.errors import ClickHouseRejected, ClickHouseUnavailable
 from tests.processes import SRC, clickhouse_url, kill, process_env, start_clickhouse
 from tests.settings import free_port
@@ -156,9 +156,9 @@ def test_the_engine_runs_one_merge_at_a_time_and_returns_freed_memory_at_once() 
     query = f"SELECT name, value FROM system.server_settings WHERE name IN {names}"
     server_settings = dict(client().query(query).result_rows)
     assert server_settings == {name: str(value) for name, value in ENGINE_OPTIONS.items()}
-    # The allocator reads its setting when chDB is loaded: the entry point sets it before that.
+    # The allocator reads its setting when chDB is loaded: the engine's module sets it before that.
     loaded = subprocess.run(
-        [sys.executable, "-c", "import os, sys, embedded_clickhouse.__main__;"
+        [sys.executable, "-c", "import os, sys, eventlog.embedded_clickhouse.engine;"
          "print(os.environ['JE_MALLOC_CONF'], 'chdb' in sys.modules)"],
         env={key: value for key, value in os.environ.items() if key != "JE_MALLOC_CONF"},
         cwd=SRC, capture_output=True, text=True, check=True,

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from django.conf import settings
 
-from embedded_clickhouse.protocol import Head, streamed_insert
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
+from eventlog.embedded_clickhouse.protocol import Head, streamed_insert
 from tests.embedded_clickhouse.raw_http import request, server, sql
 
 

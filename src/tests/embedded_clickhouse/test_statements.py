@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from embedded_clickhouse.errors import ServerError
-from embedded_clickhouse.statements import read_statement
+from eventlog.embedded_clickhouse.errors import ServerError
+from eventlog.embedded_clickhouse.statements import read_statement
 
 
 def test_an_insert_with_format_leaves_its_rows_unread_after_one_line_break() -> None:

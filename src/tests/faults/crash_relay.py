@@ -20,7 +20,7 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from eventlog.relay import claim_batch, relay_outbox  # noqa: E402
+from eventlog.relay.delivery import claim_batch, relay_outbox  # noqa: E402
 from eventlog.runtime import event_log_writer  # noqa: E402
 
 CRASHED = 70

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.reading.filters import Filters
 from eventlog.reading.store import EventLogReader
 from eventlog.runtime import event_log_reader

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.errors import InvalidQuery
 from eventlog.reading.browse import BrowsePage, browse_events, chart_interval, resume_browsing
 from eventlog.reading.cursor import decode_cursor

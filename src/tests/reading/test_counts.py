@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.errors import InvalidQuery
 from eventlog.reading.counts import MAX_BUCKETS, bucket_starts, count_events, time_zone
 from eventlog.reading.filters import EVERYTHING, Access, Filters

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventlog.clickhouse import EventLogWriter
+from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.errors import InvalidQuery
 from eventlog.reading.cursor import Cursor, Order, decode_cursor
 from eventlog.reading.events import export, get_event, list_events
@@ -247,8 +247,8 @@ def test_an_export_cut_midway_says_where_to_resume_and_resuming_yields_exactly_t
     """ClickHouse really fails midway: the export's table is dropped after its first chunk."""
     import json
 
-    from eventlog.clickhouse import EventLogWriter as Writer
-    from eventlog.clickhouse import ensure_schema
+    from eventlog.clickhouse.event_log import EventLogWriter as Writer
+    from eventlog.clickhouse.event_log import ensure_schema
     from tests.processes import clickhouse_url, new_database
 
     url = clickhouse_url(new_database())

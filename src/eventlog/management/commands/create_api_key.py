@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 
-from eventlog.api_keys import create_api_key
+from eventlog.access.api_keys import create_api_key
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventlog.models import OutboxEvent
-from eventlog.planner import index_scans
-from eventlog.poison import replay_dead_letters
+from eventlog.outbox.planner import index_scans
+from eventlog.relay.poison import replay_dead_letters
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventlog.clickhouse import connect, database_name, ensure_schema
+from eventlog.clickhouse.event_log import connect, database_name, ensure_schema
 from eventlog.conf import app_settings
 from eventlog.errors import ClickHouseError
 from eventlog.runtime import clickhouse_options

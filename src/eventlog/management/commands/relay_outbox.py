@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventlog.conf import app_settings
 from eventlog.errors import ClickHouseError
-from eventlog.relay import relay_outbox
+from eventlog.relay.delivery import relay_outbox
 from eventlog.runtime import event_log_writer
 
 
