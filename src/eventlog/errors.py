@@ -1,5 +1,5 @@
 """The errors eventlog raises. Library errors are translated into these at one boundary each
-(`clickhouse.py` for ClickHouse), always with `raise ... from exc`.
+(`clickhouse/event_log.py` for ClickHouse), always with `raise ... from exc`.
 
     EventlogError
     ├── InvalidRequest          a request that is not a list of events at all; nothing was written

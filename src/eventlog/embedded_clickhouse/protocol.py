@@ -29,6 +29,7 @@ from pathlib import Path
 import lz4.frame
 from backports import zstd
 
+from eventlog.embedded_clickhouse.config import Credentials
 from eventlog.embedded_clickhouse.engine import MAX_SESSION_TIMEOUT, Engine, Query, Result, SessionRequest
 from eventlog.embedded_clickhouse.errors import ServerError
 from eventlog.embedded_clickhouse.statements import Statement, read_statement
@@ -66,12 +67,6 @@ _CONTENT_TYPES = {
     "JSON": "application/json; charset=UTF-8",
     "JSONEachRow": "application/x-ndjson; charset=UTF-8",
 }
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str
-    password: str
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,15 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from eventlog.embedded_clickhouse import ENGINE_OPTIONS, bodies
+from eventlog.embedded_clickhouse import bodies
+from eventlog.embedded_clickhouse.config import ServerConfig
 from eventlog.embedded_clickhouse.engine import Engine
 from eventlog.embedded_clickhouse.errors import ServerError
 from eventlog.embedded_clickhouse.protocol import (
-    Credentials,
     Head,
     Response,
     SpooledRows,
@@ -35,36 +33,6 @@ from eventlog.embedded_clickhouse.protocol import (
 )
 
 log = logging.getLogger("embedded_clickhouse")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str
-    port: int
-    credentials: Credentials
-    data_path: Path
-    engine_options: dict[str, Any]
-    max_body_bytes: int = 256 << 20  # a body read into memory (a query), before and after decoding
-    max_insert_bytes: int = 16 << 30  # an insert's rows spooled to disk, before and after decoding
-
-
-def serving(url: str, data_path: Path, listen: str = "") -> ServerConfig:
-    """The server for clients of `url`: it listens where the URL points (or at `listen`,
-    host:port) and accepts the URL's user and password, so the two can never disagree. Raises
-    ValueError, naming what is wrong, for a URL without a password or a malformed address."""
-    parts = urlsplit(url)
-    if not parts.password:
-        raise ValueError("the embedded server needs CLICKHOUSE_URL to carry a password")
-    host, _, port = (listen or f"{parts.hostname}:{parts.port or 8123}").rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"the embedded server's address must be host:port, got {listen!r}")
-    return ServerConfig(
-        host=host.strip("[]"),
-        port=int(port),
-        credentials=Credentials(unquote(parts.username or "default"), unquote(parts.password)),
-        data_path=data_path.resolve(),
-        engine_options=ENGINE_OPTIONS,
-    )
 
 
 class EmbeddedServer(ThreadingHTTPServer):

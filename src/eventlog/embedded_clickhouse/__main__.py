@@ -1,0 +1,27 @@
+"""`python -m eventlog.embedded_clickhouse`: the server process, as `manage.py embedded_clickhouse`
+starts it (config.py: the handoff of its settings)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from eventlog.embedded_clickhouse.config import from_handoff
+
+
+def main() -> int:
+    try:
+        config, log_level = from_handoff(os.environ)
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    from eventlog.embedded_clickhouse.server import run  # loads the engine, after JE_MALLOC_CONF is set
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
