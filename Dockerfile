@@ -14,9 +14,11 @@ ARG REQUIREMENTS=requirements/base.txt
 RUN make install VENV=/opt/venv REQUIREMENTS=${REQUIREMENTS} PYTHON=python3
 
 FROM python:3.11.7-slim-bookworm
+# The image talks to a ClickHouse server (the compose file's clickhouse service): no embedded one.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    EMBEDDED_CLICKHOUSE=0
 RUN groupadd --system --gid 10001 eventlog \
     && useradd --system --uid 10001 --gid eventlog --home-dir /app --shell /usr/sbin/nologin eventlog
 WORKDIR /app

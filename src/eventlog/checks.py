@@ -9,12 +9,11 @@ them; `migrate` and `runserver` run them first):
     eventlog.E005  Celery beat's schedule has no entry for the relay task (eventlog/scheduling/beat.py)
     eventlog.E006  a beat scheduler that rounds the relay's schedule away (django-celery-beat's
                    keeps whole seconds and drops relative `expires`; celery.beat's keep both)
-    eventlog.E007  EMBEDDED_CLICKHOUSE_PATH is set but chDB is not installed (the `embedded` extra)
+    eventlog.E007  EMBEDDED_CLICKHOUSE_PATH is set but the `embedded` extra (chDB) is not installed
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from celery import current_app
@@ -22,7 +21,8 @@ from django.conf import settings
 from django.core import checks
 from django.db import connections, router
 
-from eventlog.conf import DEFAULTS, parse
+from eventlog.conf import parse, raw_value
+from eventlog.embedded_clickhouse.config import missing_modules
 from eventlog.models import OutboxEvent
 from eventlog.scheduling.beat import RELAY_TASK
 
@@ -39,7 +39,7 @@ def eventlog_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 @checks.register()
 def outbox_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The outbox relies on PostgreSQL itself: snapshots, COPY and its planner settings."""
-    alias = _eventlog_value("OUTBOX_DATABASE")
+    alias = raw_value("OUTBOX_DATABASE")
     if alias not in connections:
         message = f"EVENTLOG['OUTBOX_DATABASE'] is {alias!r}, which is not a database in DATABASES"
         return [checks.Error(message, hint=f"DATABASES has {', '.join(connections)}", id="eventlog.E004")]
@@ -72,22 +72,18 @@ def _outbox_models_routed_to(alias: str) -> list[checks.CheckMessage]:
 def embedded_engine(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """`manage.py embedded_clickhouse` needs chDB, which only the `embedded` extra installs. Looked
     up, not imported: loading the engine costs every process that runs the checks."""
-    if not _eventlog_value("EMBEDDED_CLICKHOUSE_PATH") or importlib.util.find_spec("chdb") is not None:
+    missing = missing_modules() if raw_value("EMBEDDED_CLICKHOUSE_PATH") else []
+    if not missing:
         return []
     return [
         checks.Error(
-            "EVENTLOG['EMBEDDED_CLICKHOUSE_PATH'] is set, but chDB (the embedded engine) is not installed",
+            "EVENTLOG['EMBEDDED_CLICKHOUSE_PATH'] is set, but the embedded server's modules are not "
+            f"installed: {', '.join(missing)}",
             hint="pip install 'eventlog[embedded]', or leave EMBEDDED_CLICKHOUSE_PATH empty and point "
             "CLICKHOUSE_URL at a ClickHouse server",
             id="eventlog.E007",
         )
     ]
-
-
-def _eventlog_value(key: str) -> Any:
-    """One raw value of EVENTLOG, so that each check can run even when another key is wrong."""
-    raw = getattr(settings, "EVENTLOG", {})
-    return raw.get(key, DEFAULTS[key]) if isinstance(raw, dict) else DEFAULTS[key]
 
 
 @checks.register()

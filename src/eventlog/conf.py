@@ -90,7 +90,7 @@ _MINIMUMS: dict[str, float] = {
     "READY_MAX_LAG_SECONDS": 0.0,
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):[0-9]{1,5}")
+_HOST_PORT = re.compile(r"[^\s:\[\]]+:([0-9]{1,5})")  # IPv4 or a name: the server binds IPv4
 
 
 @dataclass(frozen=True)
@@ -148,15 +148,21 @@ def _check(key: str, value: object) -> SettingProblem | None:
     minimum = _MINIMUMS.get(key)
     if minimum is not None and value < minimum:
         return SettingProblem("eventlog.E002", f"EVENTLOG[{key!r}] must be >= {minimum}, got {value!r}")
-    if key == "EMBEDDED_CLICKHOUSE_LISTEN" and value and not _HOST_PORT.fullmatch(str(value)):
+    if key == "EMBEDDED_CLICKHOUSE_LISTEN" and value and not _is_host_port(str(value)):
         return SettingProblem(
-            "eventlog.E002", f"EVENTLOG['EMBEDDED_CLICKHOUSE_LISTEN'] must be host:port, got {value!r}"
+            "eventlog.E002",
+            f"EVENTLOG['EMBEDDED_CLICKHOUSE_LISTEN'] must be host:port (IPv4 or a name), got {value!r}",
         )
     if key == "CLICKHOUSE_CLUSTER" and value and not _IDENTIFIER.fullmatch(str(value)):
         return SettingProblem(
             "eventlog.E002", f"EVENTLOG['CLICKHOUSE_CLUSTER'] must be a plain identifier, got {value!r}"
         )
     return None
+
+
+def _is_host_port(value: str) -> bool:
+    match = _HOST_PORT.fullmatch(value)
+    return match is not None and 1 <= int(match.group(1)) <= 65535
 
 
 def _check_clickhouse_url(url: object, embedded: bool) -> list[SettingProblem]:
@@ -189,6 +195,13 @@ def _check_clickhouse_url(url: object, embedded: bool) -> list[SettingProblem]:
         message = "EVENTLOG['CLICKHOUSE_URL'] has no password, which the embedded server requires"
         return [SettingProblem("eventlog.E003", message, "the server accepts the URL's user and password")]
     return []
+
+
+def raw_value(key: str) -> Any:
+    """One value as EVENTLOG gives it (or its default), unchecked: for the checks and the router,
+    which must work while another key is wrong."""
+    raw = getattr(settings, "EVENTLOG", {})
+    return raw.get(key, DEFAULTS[key]) if isinstance(raw, Mapping) else DEFAULTS[key]
 
 
 @functools.cache

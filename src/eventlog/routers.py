@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventlog.conf import app_settings
+from eventlog.conf import raw_value
 
 APP_LABEL = "eventlog"
 
 
 class OutboxRouter:
+    """It reads OUTBOX_DATABASE unchecked, so that `check` and `migrate` can still report what else is
+    wrong with EVENTLOG."""
+
     def db_for_read(self, model: type[Any], **hints: Any) -> str | None:
         return self._outbox(model._meta.app_label)
 
@@ -24,7 +27,7 @@ class OutboxRouter:
     def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
         if app_label != APP_LABEL:
             return None
-        return db == app_settings().outbox_database
+        return bool(db == raw_value("OUTBOX_DATABASE"))
 
     def _outbox(self, app_label: str) -> str | None:
-        return app_settings().outbox_database if app_label == APP_LABEL else None
+        return str(raw_value("OUTBOX_DATABASE")) if app_label == APP_LABEL else None

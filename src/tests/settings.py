@@ -29,6 +29,7 @@ os.environ["CLICKHOUSE_URL"] = f"http://eventlog:{secrets.token_urlsafe(16)}@127
 # Named here, made by whoever writes there first (importing these settings, as mypy does, makes none).
 RUN_DIR = Path(tempfile.gettempdir()) / f"eventlog-test-{secrets.token_hex(6)}"
 os.environ["EMBEDDED_CLICKHOUSE_PATH"] = str(RUN_DIR / "clickhouse")
+os.environ["EMBEDDED_CLICKHOUSE"] = "1"  # also in the image, which has a ClickHouse server otherwise
 
 from core.settings import *  # noqa: E402, F403 (after the environment above: settings read it once)
 from core.settings import CONFIG, eventlog_settings  # noqa: E402

@@ -64,9 +64,14 @@ def test_each_problem_has_its_check_id(raw: object, expected: list[str]) -> None
     assert parse(raw)[0] is None
 
 
-def test_a_bracketed_ipv6_address_and_a_server_url_without_password_are_valid() -> None:
-    assert ids({"CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE_LISTEN": "[::1]:8123"}) == []
-    assert ids({"CLICKHOUSE_URL": "http://eventlog@h:8123/default"}) == []  # only the embedded one needs it
+def test_the_embedded_servers_address_is_an_ipv4_or_a_name_and_a_port() -> None:
+    assert ids({"CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE_LISTEN": "0.0.0.0:9123"}) == []
+    for listen in ("[::1]:8123", "host:0", "host:65536", "host"):  # the server binds IPv4 only
+        assert ids({"CLICKHOUSE_URL": URL, "EMBEDDED_CLICKHOUSE_LISTEN": listen}) == ["eventlog.E002"]
+
+
+def test_a_server_url_may_have_no_password_only_the_embedded_one_needs_it() -> None:
+    assert ids({"CLICKHOUSE_URL": "http://eventlog@h:8123/default"}) == []
 
 
 def test_manage_py_check_reports_a_broken_eventlog_by_its_id(settings: Any) -> None:
@@ -149,3 +154,9 @@ def test_an_outbox_database_elsewhere_than_eventlogs_models_go_is_reported(setti
     assert "eventlog.E004" in check_ids()  # the models still go to 'default'
     settings.DATABASE_ROUTERS = ["eventlog.routers.OutboxRouter"]
     assert "eventlog.E004" not in check_ids()
+
+
+def test_with_the_router_installed_a_broken_eventlog_is_still_reported_by_its_id(settings: Any) -> None:
+    settings.DATABASE_ROUTERS = ["eventlog.routers.OutboxRouter"]
+    settings.EVENTLOG = {**settings.EVENTLOG, "RELAY_BATCH": 5}
+    assert "eventlog.E001" in check_ids()

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import clickhouse_connect
 import psycopg
@@ -24,11 +25,16 @@ from redis import Redis
 
 from core.processes import clickhouse_answers
 from tests.processes import kill
+from tests.settings import redis_database
 from tests.test_processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_PROJECT = Path(__file__).resolve().parent / "host_project"
 HOST_REDIS_DB = 12  # tests use 14 and 15, the benchmark 13
+HOST_DATABASE = "eventlog_host_project"  # dropped first, so an interrupted run leaves no other
+
+# A fresh virtualenv, two installs (the second brings chDB) and a relay: minutes on a cold cache.
+pytestmark = pytest.mark.timeout(1800)
 
 
 @dataclass(frozen=True)
@@ -75,26 +81,29 @@ def host(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     _pip_install(python, str(wheel))
-    database = f"eventlog_host_{secrets.token_hex(4)}"
     db = settings.DATABASES["default"]
-    admin = f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{database}"')
-    redis_url = f"redis://127.0.0.1:6379/{HOST_REDIS_DB}"
-    Redis.from_url(redis_url).flushdb()
-    clickhouse_url = f"http://shop:{secrets.token_urlsafe(12)}@127.0.0.1:{free_port()}/default"
+    credentials = f"{quote(db['USER'], safe='')}:{quote(db['PASSWORD'], safe='')}"
+    server = f"postgresql://{credentials}@{db['HOST']}:{db['PORT']}"
+    redis_url = redis_database(settings.CONFIG.redis_url, HOST_REDIS_DB)
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(base),
         "SHOP_SECRET_KEY": secrets.token_urlsafe(50),
-        "SHOP_DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{database}",
-        "SHOP_CLICKHOUSE_URL": clickhouse_url,
+        "SHOP_DATABASE_URL": f"{server}/{HOST_DATABASE}",
+        "SHOP_CLICKHOUSE_URL": f"http://shop:{secrets.token_urlsafe(12)}@127.0.0.1:{free_port()}/default",
         "SHOP_CLICKHOUSE_DATA": str(base / "clickhouse"),
         "SHOP_REDIS_URL": redis_url,
     }
-    yield Host(directory, python, env, clickhouse_url, wheel)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{HOST_DATABASE}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{HOST_DATABASE}"')
+    Redis.from_url(redis_url).flushdb()
+    try:
+        yield Host(directory, python, env, env["SHOP_CLICKHOUSE_URL"], wheel)
+    finally:
+        Redis.from_url(redis_url).flushdb()
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{HOST_DATABASE}" WITH (FORCE)')
 
 
 def _pip_install(python: Path, requirement: str) -> None:
@@ -152,17 +161,19 @@ def test_a_host_project_checks_migrates_emits_in_its_transactions_and_its_worker
     assert host.run("manage.py", "shell", "--no-imports", "-c", count).stdout.strip() == "['teapot']"
 
     server = host.start("manage.py", "embedded_clickhouse", log="clickhouse.log")
-    worker = host.start("-m", "celery", "-A", "shop", "worker", "--beat", "--concurrency=2",
-                        "--loglevel=WARNING", "--schedule=beat-schedule", log="worker.log")  # fmt: skip
     try:
         assert clickhouse_answers(host.clickhouse_url, server), (
             host.directory / "clickhouse.log"
         ).read_text()
-        rows = _relayed(host, worker)
-        time.sleep(2.0)  # ten more relay ticks: none of them may deliver the event again
-        assert _relayed(host, worker) == rows
+        worker = host.start("-m", "celery", "-A", "shop", "worker", "--beat", "--concurrency=2",
+                            "--loglevel=WARNING", "--schedule=beat-schedule", log="worker.log")  # fmt: skip
+        try:
+            rows = _relayed(host, worker)
+            time.sleep(2.0)  # ten more relay ticks: none of them may deliver the event again
+            assert _relayed(host, worker) == rows
+        finally:
+            kill(worker)
     finally:
-        kill(worker)
         kill(server)
     ((context, environment),) = rows
     assert '"item":"teapot"' in context.replace(" ", "")

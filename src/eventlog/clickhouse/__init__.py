@@ -1,3 +1,4 @@
-"""ClickHouse access for writing: connecting, the `event_log` schema, one batch's insert.
-(Reads have their own client under limits: eventlog.reading.store.)
+"""ClickHouse access for writing (reads have their own client under limits: eventlog.reading.store).
+
+event_log  connecting, the `event_log` schema, the writer of a batch, error translation
 """

@@ -4,6 +4,8 @@ Only one OS process may open a chDB data path, so this process owns it and every
 (web, worker, commands, scripts, clickhouse-connect, curl) reaches the engine over HTTP, exactly as it
 would reach a ClickHouse server. `manage.py embedded_clickhouse` (`make clickhouse`) runs it.
 
+config      what it serves (address, credentials, data path), handed over by the command
+__main__    the server program, as `manage.py embedded_clickhouse` starts it
 statements  the little SQL it must read itself (an INSERT's rows, a result's format)
 bodies      request bodies: Content-Length or chunked, compressed frame by frame, within limits
 engine      chDB handles as sessions; a request's settings for that request only

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from eventlog.embedded_clickhouse.config import from_handoff
+from eventlog.embedded_clickhouse.config import HANDOFF, from_handoff
 
 
 def main() -> int:
@@ -16,6 +16,8 @@ def main() -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    for name in HANDOFF:  # the password, among them, is no longer needed in the environment
+        del os.environ[name]
     from eventlog.embedded_clickhouse.server import run  # loads the engine, after JE_MALLOC_CONF is set
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

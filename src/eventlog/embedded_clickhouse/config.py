@@ -1,13 +1,14 @@
 """What the server serves, and how `manage.py embedded_clickhouse` hands it over.
 
 The command reads EVENTLOG, checks it here (without loading the engine) and replaces itself with
-`python -m eventlog.embedded_clickhouse`, passing the server's settings in the variables of HANDOFF:
-the server process then holds the engine and none of Django (41 MB less resident, measured), and the
-password never appears in a command line.
+`python -m eventlog.embedded_clickhouse`, passing the server's settings in the variables of HANDOFF.
+The server process then holds the engine and none of Django (idle: 156 MB resident, against 201 MB
+when it ran inside the command), and the password never appears in a command line.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 from eventlog.embedded_clickhouse import ENGINE_OPTIONS
 
+# The `embedded` extra's modules (pyproject.toml).
+EXTRA_MODULES = ("chdb", "lz4", "backports.zstd")
 HANDOFF = (
     "EVENTLOG_EMBEDDED_URL",
     "EVENTLOG_EMBEDDED_PATH",
@@ -39,6 +42,19 @@ class ServerConfig:
     engine_options: dict[str, Any]
     max_body_bytes: int = 256 << 20  # a body read into memory (a query), before and after decoding
     max_insert_bytes: int = 16 << 30  # an insert's rows spooled to disk, before and after decoding
+
+
+def missing_modules() -> list[str]:
+    """The `embedded` extra's modules that are not installed: looked up, not imported (loading the
+    engine costs any process that merely checks)."""
+    return [name for name in EXTRA_MODULES if not _installed(name)]
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a dotted name's parent package is missing
+        return False
 
 
 def serving(url: str, data_path: Path, listen: str = "") -> ServerConfig:

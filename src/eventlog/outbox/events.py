@@ -8,6 +8,7 @@ ClickHouse; the relay does that after commit.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -177,14 +178,25 @@ def _joined_connection(using: str | None) -> BaseDatabaseWrapper:
     outbox = outbox_connection()
     if using is None or using == outbox.alias:
         return outbox
-    joined = connections[using]
-    where = ("HOST", "PORT", "NAME")
-    if [joined.settings_dict.get(key) for key in where] != [outbox.settings_dict.get(key) for key in where]:
+    if _database_identity(using) != _database_identity(outbox.alias):
         raise ValueError(
             f"emit_events(using={using!r}): that database is not the outbox's ({outbox.alias!r}, "
             "EVENTLOG['OUTBOX_DATABASE']), so the relay would never read these events"
         )
-    return joined
+    return connections[using]
+
+
+# The database and the server instance a connection reaches, whatever names its settings use for
+# them (localhost or 127.0.0.1, a service file, a pooler's port). Asked once per alias and process.
+_IDENTITY = "SELECT current_database(), pg_postmaster_start_time()::text"
+
+
+@functools.cache
+def _database_identity(alias: str) -> tuple[str, str]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_IDENTITY)
+        database, started = cursor.fetchone()
+    return database, started
 
 
 def _copy_unless_duplicate(

@@ -3,7 +3,7 @@
 A batch ClickHouse rejects for its data (a parse, type or constraint error: ClickHouseRejected) is
 written again in halves, each half rejected again split again, until every rejected part is one
 event. Those events become dead letters (kept in the outbox with their error, out of every batch)
-and the rest of the batch is delivered, in the same run (relay.py). A fix is followed by
+and the rest of the batch is delivered, in the same run (delivery.py). A fix is followed by
 `replay_dead_letters`, which makes them pending again.
 """
 

@@ -232,7 +232,8 @@ def test_events_join_the_transaction_of_the_connection_using_names(count: int) -
 def test_a_connection_to_another_database_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     (tmp_path / "two_databases.py").write_text(
         "from tests.settings import *  # noqa\n"
-        "DATABASES['reports'] = {**DATABASES['default'], 'NAME': 'reports'}\n"
+        "DATABASES['default']['NAME'] = 'postgres'\n"
+        "DATABASES['reports'] = {**DATABASES['default'], 'NAME': 'template1'}\n"
     )
     emit = (
         "import django; django.setup()\n"

@@ -7,17 +7,19 @@ which holds none of Django (eventlog/embedded_clickhouse/config.py says why)."""
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+import eventlog
 from eventlog.conf import app_settings
-from eventlog.embedded_clickhouse.config import handoff, serving
+from eventlog.embedded_clickhouse.config import handoff, missing_modules, serving
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Command(BaseCommand):
@@ -25,21 +27,32 @@ class Command(BaseCommand):
     # The server needs neither the database nor Celery; its own settings are checked below.
     requires_system_checks: list[str] = []
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", help="the server's log level")
+
     def handle(self, *args: Any, **options: Any) -> None:
-        config = app_settings()
+        try:
+            config = app_settings()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         if not config.embedded_clickhouse_path:
             raise CommandError(
                 "EVENTLOG['EMBEDDED_CLICKHOUSE_PATH'] is empty: set it to the directory of the "
                 "embedded server's data (with a ClickHouse server, this command is not needed)"
             )
-        if importlib.util.find_spec("chdb") is None:
-            raise CommandError("the embedded server needs chDB: pip install 'eventlog[embedded]'")
+        if missing := missing_modules():
+            raise CommandError(
+                f"the embedded server needs {', '.join(missing)}: pip install 'eventlog[embedded]'"
+            )
         data_path, listen = Path(config.embedded_clickhouse_path), config.embedded_clickhouse_listen
         try:
             serving(config.clickhouse_url, data_path, listen)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-        env = {**os.environ, **handoff(config.clickhouse_url, data_path, listen, log_level)}
+        # `python -m` finds eventlog where this process found it (src/, or site-packages).
+        package_root = str(Path(eventlog.__file__).resolve().parents[1])
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        handed = handoff(config.clickhouse_url, data_path, listen, options["log_level"])
+        env = {**os.environ, "PYTHONPATH": path, **handed}
         sys.stdout.flush()
         os.execve(sys.executable, [sys.executable, "-m", "eventlog.embedded_clickhouse"], env)  # noqa: S606

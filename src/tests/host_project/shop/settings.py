@@ -1,7 +1,7 @@
 """The shop's settings. The lines eventlog asks of a host are marked "eventlog:"."""
 
 import os
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from eventlog.scheduling.beat import beat_schedule
 
@@ -23,8 +23,8 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": database.path.lstrip("/"),
-        "USER": database.username or "",
-        "PASSWORD": database.password or "",
+        "USER": unquote(database.username or ""),
+        "PASSWORD": unquote(database.password or ""),
         "HOST": database.hostname or "",
         "PORT": database.port or "",
     }
