@@ -55,10 +55,13 @@ def test_under_continuous_load_with_retention_the_outbox_stops_growing(
             return size
 
     sizes = []
-    for _ in range(6):
+    for _ in range(7):
         emit_events([NewEvent("steady", {"payload": "x" * 100}) for _ in range(5_000)])
         relay_outbox(writer, batch_size=5_000, max_batches=10)
         purge_processed(datetime.now(UTC) + timedelta(seconds=1), max_batches=100)
         sizes.append(table_bytes())
     assert OutboxEvent.objects.count() == 0
-    assert max(sizes[2:]) <= sizes[1] * 1.1, sizes
+    # An index page emptied by the purge is reused only after a later VACUUM (once no snapshot can
+    # still need it), so the table may grow for two rounds before it levels off: a run in CI went
+    # 999,424 -> 1,073,152 -> 1,122,304 bytes, then stayed there.
+    assert max(sizes[3:]) <= sizes[2] * 1.1, sizes
