@@ -78,6 +78,7 @@ class RelayBatch(models.Model):
 
     class Meta:
         db_table = "eventlog_relay_batch"
+        verbose_name_plural = "relay batches"
         indexes = [
             models.Index(fields=["id"], condition=Q(state="claimed"), name="relay_batch_claimed_idx"),
             # The purge's next expired batch, found without reading the batches not yet expired.

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 
 from eventlog.access.api_keys import create_api_key
+from eventlog.admin import COUNT_LIMIT
 from eventlog.models import OutboxEvent
 from eventlog.outbox.events import NewEvent, emit_events
 
@@ -43,3 +44,27 @@ def test_api_keys_are_listed_with_their_scopes_and_environments(staff: HttpClien
     assert "dashboards" in page
     assert '<td class="field-scopes">read</td>' in page
     assert '<td class="field-environments">staging</td>' in page
+
+
+def test_events_and_batches_are_read_only_with_no_add_edit_or_delete(staff: HttpClient) -> None:
+    emit_events([NewEvent("order_paid")])
+    event = OutboxEvent.objects.get()
+    for model in ("outboxevent", "relaybatch", "apikey"):
+        assert staff.get(f"/admin/eventlog/{model}/add/").status_code == 403
+    change = f"/admin/eventlog/outboxevent/{event.pk}/change/"
+    page = staff.get(change)
+    assert page.status_code == 200  # shown, every field read-only
+    assert b'name="_save"' not in page.content
+    assert staff.post(change, {"event_type": "edited"}).status_code == 403
+    assert staff.post(f"/admin/eventlog/outboxevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    listed = staff.get("/admin/eventlog/outboxevent/").content.decode()
+    assert "delete_selected" not in listed
+    assert OutboxEvent.objects.get().event_type == "order_paid"
+    assert "Relay batches" in staff.get("/admin/").content.decode()
+
+
+def test_a_list_counts_up_to_its_limit_and_says_more_than_beyond(staff: HttpClient) -> None:
+    emit_events([NewEvent("order_paid") for _ in range(3)])
+    assert "3 outbox events" in staff.get("/admin/eventlog/outboxevent/").content.decode()
+    emit_events([NewEvent("order_paid") for _ in range(COUNT_LIMIT)])
+    assert "more than 1000 outbox events" in staff.get("/admin/eventlog/outboxevent/").content.decode()

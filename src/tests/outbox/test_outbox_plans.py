@@ -32,8 +32,9 @@ from django.db import connection
 from django.test import Client as HttpClient
 
 from eventlog.access.api_keys import create_api_key
+from eventlog.admin import COUNT_LIMIT
 from eventlog.clickhouse.event_log import EventLogWriter
-from eventlog.models import RelayBatch
+from eventlog.models import OutboxEvent, RelayBatch
 from eventlog.monitoring.stats import EXACT_PENDING_LIMIT, outbox_stats
 from eventlog.outbox.events import NewEvent, emit_event, emit_events
 from eventlog.relay.delivery import relay_outbox
@@ -360,3 +361,20 @@ def test_the_purge_finds_nothing_expired_without_reading_the_batches_it_keeps(ou
     assert result.batches == 0
     over = [plan.summary() for plan in plans if plan.rows_visited("eventlog_relay_batch") > ROW_SLACK]
     assert not over, over
+
+
+def test_the_admins_lists_read_a_page_and_a_bounded_count_not_the_outbox(outbox: BigOutbox) -> None:
+    admin = HttpClient()
+    admin.force_login(User.objects.create_superuser("outbox-admin"))
+    emit_trickle(1, event_type=f"findable_{outbox.statistics}")
+    event_id = OutboxEvent.objects.get(event_type=f"findable_{outbox.statistics}").event_id
+    for url, shown in (
+        ("/admin/eventlog/outboxevent/", "more than 1000 outbox events"),
+        ("/admin/eventlog/outboxevent/?dead=yes", "0 outbox events"),
+        (f"/admin/eventlog/outboxevent/?q={event_id}", "1 outbox event"),
+        ("/admin/eventlog/relaybatch/", "relay batches"),
+    ):
+        page, plans = captured(lambda url=url: admin.get(url))
+        assert page.status_code == 200
+        assert shown in page.content.decode()
+        assert_reads_bounded(plans, COUNT_LIMIT + 1)
