@@ -52,8 +52,23 @@ def ingest(
     (eventlog_ingest_requests_total). Database errors are raised.
     """
     answer = _answer(authorization, content_type, content_length, read, limits, limiter)
+    _discard_rest(read)
     INGEST_REQUESTS.labels(status=str(answer.status)).inc()
     return answer
+
+
+# What the answer did not need of a body is read and dropped before answering, up to this many bytes:
+# a client that sends its whole body before it reads (Python's http.client, and so urllib and
+# requests) got a broken pipe instead of a 401 or 413. Past the bound the server closes the
+# connection, as production servers do.
+DISCARD_BYTES = 64 << 20
+_DISCARD_CHUNK = 1 << 16
+
+
+def _discard_rest(read: Callable[[int], bytes]) -> None:
+    left = DISCARD_BYTES
+    while left > 0 and (chunk := read(min(_DISCARD_CHUNK, left))):
+        left -= len(chunk)
 
 
 def _refused(api_key: ApiKey, limits: Limits, limiter: RateLimiter) -> Answer | None:
