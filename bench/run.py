@@ -32,7 +32,15 @@ from sizes import FULL, SMOKE, Sizes  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 # relay_backlog first: it must find the outbox as a new database leaves it, never analyzed
 # (relay_drain analyzes it, and a truncated table keeps its statistics).
-WORKLOADS = ("relay_backlog", "relay_drain", "http_ingest", "emit_many", "e2e_latency", "read_api")
+WORKLOADS = (
+    "relay_backlog",
+    "relay_drain",
+    "http_ingest",
+    "http_ingest_paths",
+    "emit_many",
+    "e2e_latency",
+    "read_api",
+)
 
 
 def main(argv: list[str]) -> int:
@@ -100,6 +108,7 @@ def run_workloads(sizes: Sizes, only: tuple[str, ...]) -> dict[str, Any]:
         "relay_drain": lambda: relay.run(sizes, client, log),
         "relay_backlog": lambda: backlog.run(sizes, client, log),
         "http_ingest": lambda: ingest.run(sizes, log),
+        "http_ingest_paths": lambda: ingest.run_paths(sizes, log),
         "emit_many": lambda: emit.run(sizes, log),
         "e2e_latency": lambda: e2e.run(sizes, log),
         "read_api": lambda: reading.run(sizes, client, log),

@@ -17,6 +17,7 @@ class Sizes:
     http_warmup_seconds: float  # load before the measured window, not counted
     batch_clients: int  # client processes of http_ingest_batch
     single_clients: int  # client processes of http_ingest_single
+    path_rounds: int  # rounds of http_ingest_paths (each way to serve ingest once per round)
     events_per_request: int  # http_ingest_batch
     emit_events: int  # emit_many, and the raw COPY beside it
     emit_chunk: int  # events per emit_events call, one transaction each
@@ -43,6 +44,7 @@ FULL = Sizes(
     http_warmup_seconds=2.0,
     batch_clients=8,
     single_clients=16,
+    path_rounds=3,
     events_per_request=100,
     emit_events=100_000,
     emit_chunk=1_000,
@@ -67,6 +69,7 @@ SMOKE = Sizes(
     http_warmup_seconds=0.5,
     batch_clients=2,
     single_clients=2,
+    path_rounds=1,
     events_per_request=100,
     emit_events=2_000,
     emit_chunk=1_000,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import multiprocessing
+import statistics
 import time
 import urllib.error
 import urllib.request
@@ -45,14 +46,57 @@ def run(sizes: Sizes, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     return results
 
 
-def measure(key: str, events: int, clients: int, sizes: Sizes, log: Callable[[str], None]) -> dict[str, Any]:
+# The ways to serve POST /api/v1/events (core/wsgi.py): the hand-written fast path, Django's request
+# cycle with only ingest's middleware, Django's full stack.
+INGEST_PATHS = {
+    "fast_path": "application",
+    "lean_django": "lean_application",
+    "full_django": "django_application",
+}
+
+
+def run_paths(sizes: Sizes, log: Callable[[str], None]) -> dict[str, Any]:
+    """http_ingest_single on each way to serve ingest, in `sizes.path_rounds` rounds (each in another
+    order), so that the machine's drift over the run falls on all three alike."""
+    key = create_api_key(f"bench-{uuid.uuid4().hex[:8]}")[1]
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in INGEST_PATHS}
+    names = list(INGEST_PATHS)
+    for round_number in range(sizes.path_rounds):
+        for name in names[round_number % 3 :] + names[: round_number % 3]:
+            log(f"round {round_number + 1}: {name}")
+            rounds[name].append(measure(key, 1, sizes.single_clients, sizes, log, INGEST_PATHS[name]))
+    truncate_outbox()
+    figures: dict[str, Any] = {
+        name: {
+            "web_cpu_us_per_request": statistics.median(r["cpu_us_per_request"]["web"] for r in results),
+            "requests_per_s": statistics.median(r["requests_per_s"] for r in results),
+            "p50_ms": statistics.median(r["p50_ms"] for r in results),
+            "errors": sum(r["errors"] for r in results),
+            "rounds": results,
+        }
+        for name, results in rounds.items()
+    }
+    lean, fast = figures["lean_django"], figures["fast_path"]
+    # The issue's rule: keep the hand-written path only if it saves more than 10% of the web's CPU.
+    figures["fast_path_saves_web_cpu"] = 1 - fast["web_cpu_us_per_request"] / lean["web_cpu_us_per_request"]
+    figures["full_over_lean_web_cpu"] = (
+        figures["full_django"]["web_cpu_us_per_request"] / lean["web_cpu_us_per_request"]
+    )
+    return figures
+
+
+def measure(
+    key: str, events: int, clients: int, sizes: Sizes, log: Callable[[str], None],
+    wsgi_application: str = "application",
+) -> dict[str, Any]:  # fmt: skip
     truncate_outbox()
     checkpoint()
     port = free_port()
     label = "batch" if events > 1 else "single"
+    web_options = {"web_bind": f"127.0.0.1:{port}", "wsgi_application": wsgi_application}
     with (
         running("worker", f"ingest-{label}-worker", embedded_beat=True) as worker,
-        running("web", f"ingest-{label}-web", web_bind=f"127.0.0.1:{port}") as web,
+        running("web", f"ingest-{label}-{wsgi_application}", **web_options) as web,
     ):
         wait_until(lambda: answers(port, key), "the web process", timeout=60, processes=[web])
         log(f"{clients} clients, {events} event(s) per request, {sizes.http_seconds:g} s")

@@ -31,9 +31,11 @@ def process_argv(
     *,
     embedded_beat: bool = False,
     web_bind: str = "127.0.0.1:8000",
+    wsgi_application: str = "application",
 ) -> list[str]:
     """argv for "clickhouse" (the embedded server), "web", "worker" (with beat inside it if
-    `embedded_beat`), "beat" or "flower".
+    `embedded_beat`), "beat" or "flower". `wsgi_application` is the web's entry point in
+    core/wsgi.py (the benchmark compares the ways to serve ingest).
 
     The worker runs the prefork pool: its processes overlap their work without sharing one GIL, and
     each reaches ClickHouse over HTTP like any other client.
@@ -47,7 +49,7 @@ def process_argv(
         # Ctrl-C (SIGINT to every process) followed by a SIGTERM sometimes left a granian worker
         # waiting forever for a shutdown it had missed, and granian waiting for it: killed after 10 s.
         stop_stuck_workers = ["--workers-kill-timeout", "10"]
-        return [str(BIN / "granian"), "--interface", "wsgi", "core.wsgi:application", "--host", host,
+        return [str(BIN / "granian"), "--interface", "wsgi", f"core.wsgi:{wsgi_application}", "--host", host,
                 "--port", port, "--workers", str(WEB_WORKERS), "--blocking-threads", str(WEB_THREADS),
                 "--http", "1", "--respawn-failed-workers", *stop_stuck_workers,
                 *(static if STATIC_ROOT.is_dir() else [])]  # fmt: skip

@@ -15,5 +15,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 _django = get_wsgi_application()
 
 from core.fastpath import IngestFastPath  # noqa: E402 (needs Django set up)
+from core.ingest_handler import IngestDispatch, IngestHandler  # noqa: E402
 
 application = IngestFastPath(_django)
+# The other two ways to serve ingest, which `make bench` (http_ingest_paths) measures beside it:
+# Django's request cycle with only ingest's middleware, and Django's full stack.
+lean_application = IngestDispatch(IngestHandler(), _django)
+django_application = _django
