@@ -1,11 +1,14 @@
 """POST /api/v1/events answered before Django's request cycle, the larger part of the web process's
 work for a one-event request (docs/benchmarks.md); every other request goes to Django unchanged.
 
-What Django's stack does for this endpoint is done here too, in the same order: the request id and
-access line (core/middleware.py), the Host check against ALLOWED_HOSTS, the HTTPS redirect, HSTS and
-nosniff headers (SecurityMiddleware, with DJANGO_HTTPS), the database connection's lifecycle
-(request_started / request_finished), and an unexpected error as a 500 reported to Sentry and logged.
-The endpoint itself is eventlog/web/ingest.py, shared with the Django view.
+What Django's stack does for this endpoint is done here too: the request id and access line
+(core/middleware.py), the headers of SecurityMiddleware and XFrameOptionsMiddleware from the same
+settings, the body read no further than its Content-Length, the database connection's lifecycle
+(request_started / request_finished), and an unexpected error as a 500 reported to Sentry and
+logged. A request Django would turn away before any view (a Host not allowed, plain HTTP when HTTPS
+is required) goes to Django, which answers and logs it as it does any other. The endpoint itself is
+eventlog/web/ingest.py, shared with the Django view. tests/test_ingest_parity.py holds the answers
+to Django's full stack's, and lists the differences accepted.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import sentry_sdk
 import structlog
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import parse_header_parameters
@@ -39,7 +43,12 @@ class IngestFastPath:
         self.django = django
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+        if (
+            environ.get("PATH_INFO") != PATH
+            or environ.get("REQUEST_METHOD") != "POST"
+            or not host_allowed(environ)
+            or redirects_to_https(environ)
+        ):
             return self.django(environ, start_response)
         request_id = start_request(environ.get("HTTP_X_REQUEST_ID", ""))
         started = time.perf_counter()
@@ -53,22 +62,14 @@ class IngestFastPath:
 
     def answer(self, environ: dict[str, Any]) -> tuple[Answer, dict[str, str]]:
         """The answer, and the security headers for it."""
-        host = (
-            environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
-        )
-        if not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
-            return Answer(400, {"error": "invalid Host header"}), {}
-        secure = is_secure(environ)
-        if getattr(settings, "SECURE_SSL_REDIRECT", False) and not secure:
-            return Answer(301, {"error": "use HTTPS"}, {"Location": f"https://{host}{PATH}"}), {}
-        headers = security_headers(secure)
+        headers = security_headers(is_secure(environ))
         close_old_connections()
         try:
             return ingest(
                 authorization=environ.get("HTTP_AUTHORIZATION"),
                 content_type=parse_header_parameters(environ.get("CONTENT_TYPE", ""))[0],
                 content_length=environ.get("CONTENT_LENGTH"),
-                read=environ["wsgi.input"].read,
+                read=body(environ).read,
                 limits=Limits.from_settings(),
                 limiter=rate_limiter(),
             ), headers
@@ -80,17 +81,48 @@ class IngestFastPath:
             close_old_connections()
 
 
+def host_allowed(environ: dict[str, Any]) -> bool:
+    """The Host check of Django's request.get_host(), against ALLOWED_HOSTS."""
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    return validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS)
+
+
+def redirects_to_https(environ: dict[str, Any]) -> bool:
+    """SecurityMiddleware would redirect this request to HTTPS (SECURE_REDIRECT_EXEMPT: not ours)."""
+    return bool(settings.SECURE_SSL_REDIRECT) and not is_secure(environ)
+
+
+def body(environ: dict[str, Any]) -> Any:
+    """wsgi.input, read no further than Content-Length, as Django's WSGIRequest reads it. Without a
+    Content-Length (a chunked body the server decodes) the whole stream, up to ingest's limit: Django
+    would read nothing at all (tests/test_ingest_parity.py lists the difference)."""
+    length = environ.get("CONTENT_LENGTH")
+    if length is None:
+        return environ["wsgi.input"]
+    try:
+        limit = int(length)
+    except ValueError:
+        limit = 0
+    return LimitedStream(environ["wsgi.input"], limit)
+
+
 def security_headers(secure: bool) -> dict[str, str]:
-    """SecurityMiddleware's headers: nosniff, and HSTS on HTTPS when configured."""
-    headers = {"X-Content-Type-Options": "nosniff"}
-    seconds: int = getattr(settings, "SECURE_HSTS_SECONDS", 0)
-    if secure and seconds:
-        parts = [f"max-age={seconds}"]
-        if getattr(settings, "SECURE_HSTS_INCLUDE_SUBDOMAINS", False):
-            parts.append("includeSubDomains")
-        if getattr(settings, "SECURE_HSTS_PRELOAD", False):
-            parts.append("preload")
-        headers["Strict-Transport-Security"] = "; ".join(parts)
+    """The headers SecurityMiddleware and XFrameOptionsMiddleware give a response, from the same
+    settings: HSTS on HTTPS, nosniff, the referrer and opener policies, the frame policy."""
+    headers = {}
+    if secure and settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
+        headers["Strict-Transport-Security"] = hsts + ("; preload" if settings.SECURE_HSTS_PRELOAD else "")
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers["X-Content-Type-Options"] = "nosniff"
+    policy = settings.SECURE_REFERRER_POLICY
+    if policy:
+        values = [value.strip() for value in policy.split(",")] if isinstance(policy, str) else policy
+        headers["Referrer-Policy"] = ",".join(values)
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+    headers["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
     return headers
 
 

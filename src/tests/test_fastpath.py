@@ -64,10 +64,19 @@ def test_bad_keys_bad_events_and_large_bodies_get_the_views_answers() -> None:
     assert OutboxEvent.objects.count() == 0
 
 
-def test_a_host_not_allowed_is_refused_before_anything_is_read() -> None:
+def test_a_host_not_allowed_is_djangos_to_refuse_and_log(capfd: pytest.CaptureFixture[str]) -> None:
     status, _, body = post(create_api_key("fast")[1], {"event_type": "a"}, HTTP_HOST="evil.example.com")
-    assert (status, body) == (400, {"error": "invalid Host header"})
+    assert status == 400
+    assert b"Bad Request (400)" in body
+    assert '"logger": "django.security.DisallowedHost"' in capfd.readouterr().err
     assert OutboxEvent.objects.count() == 0
+
+
+def test_the_https_redirect_is_djangos_with_the_query_string_and_ssl_host(settings: Any) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_SSL_HOST = "secure.example.com"
+    status, headers, _ = post(create_api_key("fast")[1], {"event_type": "a"}, QUERY_STRING="a=1")
+    assert (status, headers["Location"]) == (301, "https://secure.example.com/api/v1/events?a=1")
 
 
 def test_every_other_request_is_djangos() -> None:
