@@ -18,6 +18,12 @@ def init_sentry(config: Config) -> bool:
         environment=config.sentry_environment,
         sample_rate=config.sentry_sample_rate,
         traces_sample_rate=config.sentry_traces_sample_rate,
-        integrations=[DjangoIntegration(), CeleryIntegration()],  # PII (bodies, keys) is off by default
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        # Off by default: personal data (cookies, users, the Authorization header and so the API key).
+        send_default_pii=False,
+        # A request's body is the events, which may hold anything a producer puts in a context.
+        max_request_body_size="never",
+        # A frame's local variables hold the request's key and events as well.
+        include_local_variables=False,
     )
     return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import json
 import threading
 import time
@@ -16,8 +17,12 @@ import pytest
 import sentry_sdk
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
+from django.core.wsgi import get_wsgi_application
+from django.db import connection
 
+from core.fastpath import IngestFastPath
 from core.sentry import init_sentry
+from eventlog.access.api_keys import create_api_key
 from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.errors import ClickHouseUnavailable
 from eventlog.monitoring.stats import outbox_stats
@@ -137,3 +142,46 @@ def test_each_relay_run_of_a_real_worker_is_a_transaction_with_its_batch_size(
     assert data["batch_size"] == 7
     assert data["batches"] >= 1
     assert data["events"] <= 7 * data["batches"]
+
+
+@pytest.fixture
+def outbox_gone() -> Iterator[None]:
+    """Every write to the outbox fails, as it would with the table gone: a real 500."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE eventlog_outbox_event RENAME TO eventlog_outbox_event_away")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE eventlog_outbox_event_away RENAME TO eventlog_outbox_event")
+
+
+SECRET_CONTEXT = "do-not-send-this-context"
+
+
+@pytest.mark.usefixtures("outbox_gone")
+@pytest.mark.parametrize("served_by", ["the fast path", "Django"])
+def test_a_500_of_ingest_reaches_sentry_with_the_request_and_without_key_or_body(
+    sentry_in_this_process: Receiver, served_by: str
+) -> None:
+    """Called as the web server calls the application (Sentry's WSGI middleware wraps Django's
+    handler there, not in Django's test client)."""
+    key = create_api_key("sentry")[1]
+    body = json.dumps({"event_type": "a", "event_context": {"note": SECRET_CONTEXT}}).encode()
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/events", "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000", "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http", "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
+        "HTTP_AUTHORIZATION": f"Bearer {key}", "HTTP_X_REQUEST_ID": "req-500",
+    }  # fmt: skip
+    django = get_wsgi_application()
+    application = IngestFastPath(django) if served_by == "the fast path" else django
+    statuses: list[str] = []
+    b"".join(application(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["500 Internal Server Error"]
+    sentry_sdk.flush()
+    event = sentry_in_this_process.wait_for(lambda item: item["_type"] == "event")
+    assert event["tags"]["request_id"] == "req-500"
+    assert event["request"]["method"] == "POST"
+    assert event["request"]["url"].endswith("/api/v1/events")
+    sent = json.dumps(event)
+    assert key not in sent
+    assert SECRET_CONTEXT not in sent
