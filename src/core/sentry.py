@@ -19,8 +19,8 @@ def init_sentry(config: Config) -> bool:
         sample_rate=config.sentry_sample_rate,
         traces_sample_rate=config.sentry_traces_sample_rate,
         integrations=[DjangoIntegration(), CeleryIntegration()],
-        # Off by default: personal data (cookies, users, the Authorization header and so the API key).
-        send_default_pii=False,
+        # Personal data stays off, the SDK's default: no cookies or users, and the Authorization header
+        # (the API key) filtered out.
         # A request's body is the events, which may hold anything a producer puts in a context.
         max_request_body_size="never",
         # A frame's local variables hold the request's key and events as well.

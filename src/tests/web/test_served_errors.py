@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import pytest
 import urllib3
@@ -21,15 +20,23 @@ LIMIT = 5 * 1024 * 1024  # INGEST_MAX_BYTES's default
 TOO_LARGE = {"error": f"body larger than {LIMIT} bytes"}
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[int, str]]:
-    """A web process as `make run` starts it, on a port of its own, and an ingest key."""
-    key = create_api_key("served")[1]
+@pytest.fixture(scope="module")
+def web_port(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> Iterator[int]:
+    """A web process as `make run` starts it, on a port of its own, for the module's tests (on the
+    test database: set up first)."""
     port = free_port()
-    with running(start("web", process_env(new_database()), tmp_path / "beat", web_bind=f"127.0.0.1:{port}")):
-        post_events(port, key, 1)  # up and answering
-        yield port, key
-        assert post_events(port, key, 1) == {"accepted": 1, "duplicates": 0}  # still serving
+    beat = tmp_path_factory.mktemp("web") / "beat"
+    with running(start("web", process_env(new_database()), beat, web_bind=f"127.0.0.1:{port}")):
+        yield port
+
+
+@pytest.fixture
+def web(web_port: int) -> Iterator[tuple[int, str]]:
+    """The web process's port and an ingest key of the test's (the database is emptied after each)."""
+    key = create_api_key("served")[1]
+    post_events(web_port, key, 1)  # up and answering
+    yield web_port, key
+    assert post_events(web_port, key, 1) == {"accepted": 1, "duplicates": 0}  # still serving
 
 
 def oversized() -> bytes:
