@@ -64,11 +64,15 @@ def test_an_outage_backs_off_loses_nothing_and_the_backlog_then_drains_at_full_s
             emit_events([NewEvent("order_paid") for _ in range(5_000)])
             total += 5_000
         time.sleep(max(outage_ends - time.monotonic(), 0))
-        [batch] = RelayBatch.objects.filter(state="claimed")
+        # The two runs RELAY_SLOTS allows may each have claimed a batch before the first failure
+        # closed the backoff gate (seen once in CI); after it, no run claims another.
+        claimed = list(RelayBatch.objects.filter(state="claimed"))
+        assert 1 <= len(claimed) <= 2, [batch.pk for batch in claimed]
         # One retry chain (1 s doubling, full jitter) tries about 5 times in 8 s. Without the backoff
         # gate every tick would try: >= 16; with a chain per slot (two runs failing together), ~10.
-        assert 1 <= batch.attempts <= 8, batch.attempts
-        assert "UNKNOWN_TABLE" in batch.last_error
+        for batch in claimed:
+            assert 1 <= batch.attempts <= 8, batch.attempts
+            assert "UNKNOWN_TABLE" in batch.last_error
         stats = outbox_stats()
         assert (stats["pending"], stats["processed"], stats["failed"]) == (total, 0, 0)
     finally:
