@@ -2,8 +2,8 @@
 work for a one-event request (docs/benchmarks.md); every other request goes to Django unchanged.
 
 What Django's stack does for this endpoint is done here too: the request id and access line
-(core/middleware.py), the headers of SecurityMiddleware and XFrameOptionsMiddleware from the same
-settings, the body read no further than its Content-Length, the database connection's lifecycle
+(core/middleware.py), the headers of SecurityMiddleware and XFrameOptionsMiddleware (computed by
+them, once per scheme), the body read no further than its Content-Length, the database connection's lifecycle
 (request_started / request_finished), and an unexpected error as a 500 reported to Sentry and
 logged. A request Django would turn away before any view (a Host not allowed, plain HTTP when HTTPS
 is required) goes to Django, which answers and logs it as it does any other. The endpoint itself is
@@ -24,7 +24,10 @@ import structlog
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
 from django.utils.http import parse_header_parameters
 from sentry_sdk.types import Event
 
@@ -42,6 +45,8 @@ log = structlog.get_logger("eventlog.request")
 class IngestFastPath:
     def __init__(self, django: WSGIApp) -> None:
         self.django = django
+        # Computed once: the same for every request of one scheme.
+        self.headers = {secure: security_headers(secure) for secure in (False, True)}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if (
@@ -69,7 +74,7 @@ class IngestFastPath:
 
     def answer(self, environ: dict[str, Any]) -> tuple[Answer, dict[str, str]]:
         """The answer, and the security headers for it."""
-        headers = security_headers(is_secure(environ))
+        headers = self.headers[is_secure(environ)]
         close_old_connections()
         try:
             return ingest(
@@ -120,24 +125,23 @@ def body(environ: dict[str, Any]) -> Any:
     return LimitedStream(environ["wsgi.input"], limit)
 
 
+class _Scheme(HttpRequest):
+    def __init__(self, secure: bool) -> None:
+        super().__init__()
+        self.secure = secure
+
+    def is_secure(self) -> bool:
+        return self.secure
+
+
 def security_headers(secure: bool) -> dict[str, str]:
-    """The headers SecurityMiddleware and XFrameOptionsMiddleware give a response, from the same
-    settings: HSTS on HTTPS, nosniff, the referrer and opener policies, the frame policy."""
-    headers = {}
-    if secure and settings.SECURE_HSTS_SECONDS:
-        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
-        hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
-        headers["Strict-Transport-Security"] = hsts + ("; preload" if settings.SECURE_HSTS_PRELOAD else "")
-    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-        headers["X-Content-Type-Options"] = "nosniff"
-    policy = settings.SECURE_REFERRER_POLICY
-    if policy:
-        values = [value.strip() for value in policy.split(",")] if isinstance(policy, str) else policy
-        headers["Referrer-Policy"] = ",".join(values)
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
-    headers["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
-    return headers
+    """The headers Django's SecurityMiddleware and XFrameOptionsMiddleware give a response on HTTPS
+    (`secure`) or HTTP, from Django's own code: they depend on the settings and the scheme only."""
+    response = HttpResponse()
+    request = _Scheme(secure)
+    SecurityMiddleware(lambda request: response).process_response(request, response)
+    XFrameOptionsMiddleware(lambda request: response).process_response(request, response)
+    return {name: value for name, value in response.items() if name != "Content-Type"}
 
 
 def is_secure(environ: dict[str, Any]) -> bool:

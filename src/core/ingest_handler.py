@@ -16,7 +16,8 @@ from typing import Any
 from django.core.handlers.wsgi import WSGIHandler
 from django.test.utils import override_settings
 
-PATH = "/api/v1/events"
+from core.fastpath import PATH
+
 # The full stack's middleware that applies to ingest, in the full stack's order (core/settings.py).
 INGEST_MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",

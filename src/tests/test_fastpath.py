@@ -3,7 +3,6 @@ it: with a WSGI environ, in front of the real Django application."""
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.db import connection
 from core.fastpath import IngestFastPath
 from eventlog.access.api_keys import create_api_key
 from eventlog.models import OutboxEvent
+from tests.wsgi import wsgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the fast path manages its own connection
 
@@ -21,11 +21,7 @@ Response = tuple[int, dict[str, str], Any]
 
 
 def call(method: str, path: str, body: bytes = b"", **environ: str) -> Response:
-    request = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
-        "HTTP_HOST": "127.0.0.1:8000", "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
-        "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json", **environ,
-    }  # fmt: skip
+    request = wsgi_request(body, method, path, **environ)
     answered: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:

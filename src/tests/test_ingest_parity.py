@@ -4,7 +4,6 @@ Django's full stack: the same status, body and headers for every kind of request
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -15,6 +14,7 @@ from core.fastpath import IngestFastPath
 from core.ingest_handler import IngestDispatch, IngestHandler
 from eventlog.access.api_keys import create_api_key
 from eventlog.models import OutboxEvent
+from tests.wsgi import wsgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the handlers manage their own connections
 
@@ -52,13 +52,7 @@ READ_WITHOUT_CONTENT_LENGTH = {"no Content-Length", "chunked"}
 
 
 def call(application: Any, body: bytes, environ: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
-    request = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/events", "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000", "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http", "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
-        **environ,
-    }  # fmt: skip
-    request = {name: value for name, value in request.items() if value != ""}
+    request = wsgi_request(body, **environ)
     answered: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import io
 import json
 import threading
 import time
@@ -31,6 +30,7 @@ from eventlog.runtime import relay_coordinator
 from eventlog.scheduling.runs import run_scheduled_relay
 from tests.conftest import wait_until
 from tests.processes import new_database, process_env, reset_broker, running, start_worker
+from tests.wsgi import wsgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -166,12 +166,7 @@ def test_a_500_of_ingest_reaches_sentry_with_the_request_and_without_key_or_body
     handler there, not in Django's test client)."""
     key = create_api_key("sentry")[1]
     body = json.dumps({"event_type": "a", "event_context": {"note": SECRET_CONTEXT}}).encode()
-    environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/events", "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000", "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http", "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
-        "HTTP_AUTHORIZATION": f"Bearer {key}", "HTTP_X_REQUEST_ID": "req-500",
-    }  # fmt: skip
+    environ = wsgi_request(body, HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_X_REQUEST_ID="req-500")
     django = get_wsgi_application()
     application = IngestFastPath(django) if served_by == "the fast path" else django
     statuses: list[str] = []
