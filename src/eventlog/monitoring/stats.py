@@ -35,8 +35,8 @@ _BACKLOG = f"""
     ),
     backlog AS (SELECT * FROM rest_of_window UNION ALL SELECT * FROM not_yet_visible)
     SELECT (SELECT count(*) FROM rest_of_window), (SELECT count(*) FROM not_yet_visible),
-        (SELECT min(created_at) FROM backlog), (SELECT max(id) FROM backlog),
-        (SELECT max(id) FROM eventlog_outbox_event)
+        (SELECT min(created_at) FROM backlog), (SELECT max(id) FROM rest_of_window),
+        (SELECT max(id) FROM not_yet_visible), (SELECT max(id) FROM eventlog_outbox_event)
 """  # noqa: S608 (built from constants; values are bound)
 _PROCESSED = "coalesce((SELECT events FROM eventlog_processed_count WHERE id = 1), 0)"
 _BATCHES = f"""
@@ -55,20 +55,20 @@ def outbox_stats() -> dict[str, Any]:
 
     A backlog of more than EXACT_PENDING_LIMIT unclaimed events is estimated, and then
     `pending_is_estimate` is True: the events counted, plus every outbox id taken after the largest
-    id among them. It is never below the events counted, and it also counts the ids that rolled-back
-    transactions and skipped duplicates took. The age is then that of the oldest of the next
-    EXACT_PENDING_LIMIT events in relay order.
+    id the count that stopped short read (`_unclaimed`). It is never below the events counted, and
+    it also counts the ids that rolled-back transactions and skipped duplicates took. The age is
+    then that of the oldest of the next EXACT_PENDING_LIMIT events in relay order.
     """
     with index_scans() as cursor:
         cursor.execute(_CURSOR)
         found = cursor.fetchone()
         window = Window(*found) if found else Window.used_up(NOTHING_VISIBLE)
         cursor.execute(_BACKLOG, {**asdict(window), "limit": EXACT_PENDING_LIMIT + 1})
-        in_window, not_visible, oldest_unclaimed, last_read_id, newest_id = cursor.fetchone()
+        in_window, not_visible, oldest_unclaimed, *last_ids = cursor.fetchone()
         cursor.execute(_BATCHES)
         claimed, processed, failed, oldest_claimed, now = cursor.fetchone()
     estimated = max(in_window, not_visible) > EXACT_PENDING_LIMIT
-    unclaimed = _unclaimed(in_window + not_visible, estimated, last_read_id, newest_id)
+    unclaimed = _unclaimed(in_window, not_visible, *last_ids)
     oldest = min((t for t in (oldest_unclaimed, oldest_claimed) if t is not None), default=None)
     return {
         "pending": int(unclaimed) + int(claimed),
@@ -79,12 +79,27 @@ def outbox_stats() -> dict[str, Any]:
     }
 
 
-def _unclaimed(counted: int, estimated: bool, last_read_id: int | None, newest_id: int | None) -> int:
-    """The events counted, and when the count stopped short, the ids past the largest one read:
-    what the backlog holds beyond the rows read, if every id taken since is an unclaimed event."""
-    if not estimated or last_read_id is None or newest_id is None:
-        return counted
-    return counted + max(newest_id - last_read_id, 0)
+def _unclaimed(
+    in_window: int,
+    not_visible: int,
+    last_in_window: int | None,
+    last_not_visible: int | None,
+    newest_id: int | None,
+) -> int:
+    """The events counted, and when a count stopped short, the ids past the largest one it read:
+    what the backlog holds beyond the rows read, if every id taken since is an unclaimed event.
+
+    When the window's count stopped short, the ids past its last row are estimated whatever the
+    other count read: events committed after the window's snapshot mostly have larger ids than
+    the window's, so they are among those ids (adding them again would count them twice), and
+    the ids between the window's last row read and theirs are unread events of the window.
+    """
+    newest = newest_id or 0
+    if in_window > EXACT_PENDING_LIMIT:
+        return in_window + max(newest - (last_in_window or 0), 0)
+    if not_visible > EXACT_PENDING_LIMIT:
+        return in_window + not_visible + max(newest - (last_not_visible or 0), 0)
+    return in_window + not_visible
 
 
 _LATENCIES = f"""

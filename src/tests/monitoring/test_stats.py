@@ -42,6 +42,19 @@ def test_a_larger_backlog_is_estimated_from_its_ids_counting_rolled_back_ones_to
     assert 0 <= stats["oldest_pending_age_seconds"] < 60
 
 
+def test_a_backlog_past_the_limit_in_the_relays_window_and_more_after_it_is_not_undercounted(
+    writer: EventLogWriter, clickhouse: object
+) -> None:
+    """Seen in the outage test: the window's unread events lay between the two counts' rows and
+    were left out (195,001 of 200,000)."""
+    emit(EXACT_PENDING_LIMIT + 3_000)
+    relay_outbox(writer, batch_size=1_000, max_batches=1)  # the relay's window now holds the rest
+    emit(3_000)  # committed after the window's snapshot
+    stats = outbox_stats()
+    assert stats["pending_is_estimate"] is True
+    assert stats["pending"] == EXACT_PENDING_LIMIT + 5_000
+
+
 def test_the_processed_count_follows_deliveries_and_the_purge(
     writer: EventLogWriter, clickhouse: object
 ) -> None:
