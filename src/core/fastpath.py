@@ -20,7 +20,6 @@ from http import HTTPStatus
 from typing import Any
 
 import sentry_sdk
-import structlog
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.db import close_old_connections
@@ -29,6 +28,7 @@ from django.http.request import split_domain_port, validate_host
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.http import parse_header_parameters
+from django.utils.log import log_response
 from sentry_sdk.types import Event
 
 from core.middleware import log_request, start_request
@@ -38,8 +38,6 @@ from eventlog.web.ingest import Answer, Limits, ingest
 PATH = "/api/v1/events"
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-log = structlog.get_logger("eventlog.request")
 
 
 class IngestFastPath:
@@ -64,33 +62,39 @@ class IngestFastPath:
     def serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request_id = start_request(environ.get("HTTP_X_REQUEST_ID", ""))
         started = time.perf_counter()
-        answer, extra = self.answer(environ)
+        answer = self.answer(environ)
         body = json.dumps(answer.body).encode()
-        headers = {"Content-Type": "application/json", "Content-Length": str(len(body)),
-                   "X-Request-ID": request_id, **extra, **answer.headers}  # fmt: skip
+        headers = {
+            "Content-Type": "application/json", "Content-Length": str(len(body)), "X-Request-ID": request_id,
+            **self.headers[is_secure(environ)], **answer.headers,
+        }  # fmt: skip
         start_response(f"{answer.status} {HTTPStatus(answer.status).phrase}", list(headers.items()))
         log_request("POST", PATH, answer.status, started)
         return [body]
 
-    def answer(self, environ: dict[str, Any]) -> tuple[Answer, dict[str, str]]:
-        """The answer, and the security headers for it."""
-        headers = self.headers[is_secure(environ)]
+    def answer(self, environ: dict[str, Any]) -> Answer:
+        """ingest's answer, logged as Django's handler logs a view's (django.utils.log.log_response:
+        a warning on django.request for a 4xx, an error with the exception for a 500)."""
         close_old_connections()
         try:
-            return ingest(
+            answer = ingest(
                 authorization=environ.get("HTTP_AUTHORIZATION"),
                 content_type=parse_header_parameters(environ.get("CONTENT_TYPE", ""))[0],
                 content_length=environ.get("CONTENT_LENGTH"),
                 read=body(environ).read,
                 limits=Limits.from_settings(),
                 limiter=rate_limiter(),
-            ), headers
-        except Exception:  # the boundary, as Django's handler is: a 500, reported, never a crash
-            sentry_sdk.capture_exception()
-            log.exception("ingest failed")
-            return Answer(500, {"error": "internal error"}), headers
+            )
+        except Exception as exc:  # the boundary, as Django's handler is: a 500, reported, never a crash
+            sentry_sdk.capture_exception(exc)
+            log_response("Internal Server Error: %s", PATH, response=HttpResponse(status=500), exception=exc)
+            return Answer(500, {"error": "internal error"})  # as eventlog.web.views.server_error
         finally:
             close_old_connections()
+        if answer.status >= 400:
+            phrase = HTTPStatus(answer.status).phrase
+            log_response("%s: %s", phrase, PATH, response=HttpResponse(status=answer.status))
+        return answer
 
 
 def _described_request(event: Event, hint: dict[str, Any]) -> Event:

@@ -18,6 +18,7 @@ from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.monitoring.stats import outbox_stats
 from eventlog.runtime import event_log_writer, relay_coordinator
 from tests.processes import kill, process_env, start_clickhouse
+from tests.served import ServedClient, ServedWeb, serving
 from tests.settings import RUN_DIR
 
 
@@ -30,6 +31,22 @@ def clickhouse_server() -> Iterator[subprocess.Popen[bytes]]:
     yield server
     kill(server)
     shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def served_web(
+    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, clickhouse_server: object
+) -> Iterator[ServedWeb]:
+    """The run's web process, as production serves the application (tests/served.py); it reads the
+    test database, so a test that uses it commits what the server should see (transaction=True)."""
+    with serving(tmp_path_factory.mktemp("served")) as web:
+        yield web
+
+
+@pytest.fixture
+def served(served_web: ServedWeb) -> ServedClient:
+    """A client of the run's web process."""
+    return served_web.client()
 
 
 @pytest.fixture(scope="session")

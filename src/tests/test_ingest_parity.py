@@ -5,10 +5,12 @@ Django's full stack: the same status, body and headers for every kind of request
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, connection
 
 from core.fastpath import IngestFastPath
 from core.ingest_handler import IngestDispatch, IngestHandler
@@ -41,6 +43,7 @@ REQUESTS: list[tuple[str, bytes, dict[str, str]]] = [
     ("a Host not allowed", GOOD, {"HTTP_HOST": "evil.example.com"}),
     ("a Host with a port not allowed", GOOD, {"HTTP_HOST": "evil.example.com:8000"}),
     ("HTTPS behind the proxy", GOOD, {"HTTP_X_FORWARDED_PROTO": "https"}),
+    ("another method", GOOD, {"REQUEST_METHOD": "PUT"}),
 ]
 
 
@@ -100,3 +103,25 @@ def test_every_way_to_serve_ingest_answers_as_djangos_full_stack(
         return
     assert got["fast"] == got["full"]
     assert OutboxEvent.objects.count() in (0, 3)  # each of the three wrote the event, or none did
+
+
+@pytest.fixture
+def outbox_gone() -> Iterator[None]:
+    """The outbox's table renamed away: every write of ingest fails in PostgreSQL itself."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE eventlog_outbox_event RENAME TO eventlog_outbox_event_away")
+    try:
+        yield
+    finally:
+        close_old_connections()
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE eventlog_outbox_event_away RENAME TO eventlog_outbox_event")
+
+
+@pytest.mark.usefixtures("outbox_gone")
+def test_a_failure_inside_ingest_is_the_same_json_500_on_every_way(proxy: str) -> None:
+    got = answers(GOOD, {"HTTP_X_FORWARDED_PROTO": "https"})  # not redirected, behind the proxy
+    assert got["full"][0] == "500 Internal Server Error"
+    assert json.loads(got["full"][2]) == {"error": "internal error"}
+    assert got["lean"] == got["full"]
+    assert got["fast"] == got["full"]

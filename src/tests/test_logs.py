@@ -1,5 +1,5 @@
-"""Logs: JSON or readable lines, a request id on the web's lines and a batch id on the relay's, and
-never an API key or an event's contents."""
+"""Logs: JSON or readable lines, a request id on the web's lines (read from the served web process's
+output) and a batch id on the relay's, and never an API key or an event's contents."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
-from django.test import Client as HttpClient
 
 from core.logs import logging_settings
 from eventlog.access.api_keys import create_api_key
@@ -22,6 +22,7 @@ from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.outbox.events import NewEvent, emit_events
 from eventlog.relay.delivery import relay_outbox
 from tests.relay.test_poison import rejecting_poison  # noqa: F401 (a fixture)
+from tests.served import ServedClient, ServedResponse, ServedWeb, serving
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,11 +51,6 @@ def captured_json() -> Iterator[Captured]:
     yield from capture("json")
 
 
-@pytest.fixture
-def captured_console() -> Iterator[Captured]:
-    yield from capture("console")
-
-
 def capture(log_format: str) -> Iterator[Captured]:
     captured = Captured(log_format)
     structlog.contextvars.clear_contextvars()  # an earlier test's request on this thread
@@ -67,30 +63,33 @@ def capture(log_format: str) -> Iterator[Captured]:
     root.setLevel(level)
 
 
-def post(key: str, request_id: str) -> Any:
+def post(http: ServedClient, key: str, request_id: str) -> ServedResponse:
     body = json.dumps([{"event_type": "logged", "event_context": {"field": SECRET}}, {"event_type": ""}])
     headers = {"Authorization": f"Bearer {key}", "X-Request-ID": request_id}
-    return HttpClient().post("/api/v1/events", body, content_type="application/json", headers=headers)
+    return http.post("/api/v1/events", body, headers=headers)
 
 
-def test_web_lines_carry_the_request_id_and_never_the_key_or_the_events(captured_json: Captured) -> None:
-    key = create_api_key("logs")[1]
-    response = post(key, "req-42")
+def test_web_lines_carry_the_request_id_and_never_the_key_or_the_events(served_web: ServedWeb) -> None:
+    key, start = create_api_key("logs")[1], served_web.log_size()
+    response = post(served_web.client(), key, "req-42")
     assert response.status_code == 400  # one invalid event: Django logs a warning for the 400 too
     assert response["X-Request-ID"] == "req-42"
-    lines = captured_json.lines()
+    lines = served_web.log_lines(since=start)
     assert {line["request_id"] for line in lines} == {"req-42"}
+    assert {line["logger"] for line in lines} == {"eventlog.request", "django.request"}
     access = [line for line in lines if line["event"] == "request"]
     assert access == [{**access[0], "method": "POST", "path": "/api/v1/events", "status": 400}]
-    assert key not in captured_json.text
-    assert SECRET not in captured_json.text
+    text = served_web.log.read_text()
+    assert key not in text
+    assert SECRET not in text
 
 
-def test_a_request_id_that_is_not_a_plain_token_is_replaced(captured_json: Captured) -> None:
-    response = post(create_api_key("forged")[1], 'x", "level": "critical')
+def test_a_request_id_that_is_not_a_plain_token_is_replaced(served_web: ServedWeb) -> None:
+    start = served_web.log_size()
+    response = post(served_web.client(), create_api_key("forged")[1], 'x", "level": "critical')
     request_id = response["X-Request-ID"]
     assert len(request_id) == 32
-    assert {line["request_id"] for line in captured_json.lines()} == {request_id}
+    assert {line["request_id"] for line in served_web.log_lines(since=start)} == {request_id}
 
 
 @pytest.mark.usefixtures("rejecting_poison")
@@ -108,9 +107,10 @@ def test_relay_lines_carry_the_batch_id_and_not_the_rejected_rows(
     assert SECRET not in captured_json.text
 
 
-def test_console_lines_are_for_people(captured_console: Captured) -> None:
-    post(create_api_key("console")[1], "req-7")
-    line = next(line for line in captured_console.text.splitlines() if " request " in line)
+def test_console_lines_are_for_people(tmp_path: Path) -> None:
+    with serving(tmp_path, LOG_FORMAT="console") as web:
+        post(web.client(), create_api_key("console")[1], "req-7")
+    line = next(line for line in web.log.read_text().splitlines() if " request " in line and "req-7" in line)
     assert not line.startswith("{")
     assert "request_id=req-7" in line
     assert "status=400" in line

@@ -8,11 +8,9 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from django.test import Client as HttpClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventlog import metrics
@@ -27,8 +25,9 @@ from eventlog.relay.delivery import relay_outbox
 from eventlog.runtime import relay_coordinator
 from eventlog.scheduling.runs import run_scheduled_relay
 from tests.conftest import wait_until
-from tests.processes import new_database, process_env, reset_broker, running, start, start_worker
-from tests.test_processes import free_port, post_events
+from tests.processes import new_database, process_env, reset_broker, running, start_worker
+from tests.served import ServedClient, serving
+from tests.test_processes import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,34 +46,40 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def scrape_web(http: HttpClient) -> Samples:
-    response = http.get("/metrics")
+TOKEN = "s3cret"
+AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def web(
+    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, clickhouse_server: object
+) -> Iterator[ServedClient]:
+    """A web process of the module's own (as `make web` runs it: two processes, each counting the
+    event types it has seen from none), whose /metrics asks for a token."""
+    with serving(tmp_path_factory.mktemp("metrics"), METRICS_TOKEN=TOKEN) as web:
+        yield web.client()
+
+
+def scrape_web(http: ServedClient) -> Samples:
+    response = http.get("/metrics", headers=AUTHORIZED)
     assert response.status_code == 200
     return parse(response.content.decode())
 
 
-def post(http: HttpClient, key: str, body: object) -> int:
-    headers = {"Authorization": f"Bearer {key}"}
+def post(http: ServedClient, key: str, body: object) -> int:
     return http.post(
-        "/api/v1/events", json.dumps(body), content_type="application/json", headers=headers
+        "/api/v1/events", json.dumps(body), headers={"Authorization": f"Bearer {key}"}
     ).status_code
 
 
-@pytest.fixture
-def fresh_event_types(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Earlier tests of this process used up the event types counted by name."""
-    monkeypatch.setattr(metrics, "_seen_types", set())
-
-
-@pytest.mark.usefixtures("fresh_event_types")
-def test_web_metrics_count_accepted_events_by_type_duplicates_and_answers() -> None:
-    http, key = HttpClient(), create_api_key("metrics")[1]
-    before = scrape_web(http)
+def test_web_metrics_count_accepted_events_by_type_duplicates_and_answers(web: ServedClient) -> None:
+    key = create_api_key("metrics")[1]
+    before = scrape_web(web)
     repeated = str(uuid.uuid4())
-    assert post(http, key, [{"event_type": "m_a"}] * 3 + [{"event_type": "m_b", "event_id": repeated}]) == 202
-    assert post(http, key, {"event_type": "m_b", "event_id": repeated}) == 202  # a duplicate
-    assert post(http, "wrong", {"event_type": "m_a"}) == 401
-    after = scrape_web(http)
+    assert post(web, key, [{"event_type": "m_a"}] * 3 + [{"event_type": "m_b", "event_id": repeated}]) == 202
+    assert post(web, key, {"event_type": "m_b", "event_id": repeated}) == 202  # a duplicate
+    assert post(web, "wrong", {"event_type": "m_a"}) == 401
+    after = scrape_web(web)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -87,25 +92,26 @@ def test_web_metrics_count_accepted_events_by_type_duplicates_and_answers() -> N
     assert not any(name.startswith("eventlog_relay_") for name, _ in after)  # the worker's, not the web's
 
 
-@pytest.mark.usefixtures("fresh_event_types")
-def test_event_types_past_the_limit_are_counted_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "MAX_EVENT_TYPES", 2)
-    http, key = HttpClient(), create_api_key("limit")[1]
-    before = scrape_web(http)
-    post(http, key, [{"event_type": name} for name in ("t1", "t2", "t3", "t4", "t1")])
-    after = scrape_web(http)
-    counted = {
-        event_type: value(after, "eventlog_events_accepted_total", event_type=event_type)
-        - value(before, "eventlog_events_accepted_total", event_type=event_type)
-        for event_type in ("t1", "t2", "t3", "other")
-    }
-    assert counted == {"t1": 2, "t2": 1, "t3": 0, "other": 2}
+def test_event_types_past_the_limit_are_counted_as_other(tmp_path: Path) -> None:
+    """One request's events are counted by the web process that answers it: of 300 types it has
+    not seen, it names MAX_EVENT_TYPES at most."""
+    key = create_api_key("limit")[1]
+    with serving(tmp_path) as served:
+        http = served.client()
+        assert post(http, key, [{"event_type": f"t{number}"} for number in range(300)]) == 202
+        response = http.get("/metrics")
+    samples = parse(response.content.decode())
+    by_type = {dict(labels)["event_type"]: count for (name, labels), count in samples.items()
+               if name == "eventlog_events_accepted_total"}  # fmt: skip
+    named = [count for event_type, count in by_type.items() if event_type != "other"]
+    assert len(named) == sum(named) == metrics.MAX_EVENT_TYPES
+    assert by_type["other"] == 100
 
 
 def test_outbox_gauges_show_pending_events_dead_letters_and_lag(
-    writer: EventLogWriter, clickhouse: Client
+    web: ServedClient, writer: EventLogWriter, clickhouse: Client
 ) -> None:
-    http = HttpClient()
+    http = web
     emit_events([NewEvent("gauge") for _ in range(7)])
     samples = scrape_web(http)
     assert value(samples, "eventlog_outbox_pending_events") == 7
@@ -118,11 +124,10 @@ def test_outbox_gauges_show_pending_events_dead_letters_and_lag(
     assert value(samples, "eventlog_outbox_dead_letters") == 1
 
 
-def test_metrics_can_require_a_token(settings: Any) -> None:
-    settings.EVENTLOG = {**settings.EVENTLOG, "METRICS_TOKEN": "s3cret"}
-    http = HttpClient()
-    assert http.get("/metrics").status_code == 401
-    assert http.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+def test_metrics_can_require_a_token(web: ServedClient) -> None:
+    assert web.get("/metrics").status_code == 401
+    assert web.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert web.get("/metrics", headers=AUTHORIZED).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -210,28 +215,11 @@ def answers(url: str) -> bool:
     return True
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[int]:
-    """The real web server (granian, two processes) on the test database, as `make web` runs it."""
-    port = free_port()
-    env = process_env(new_database(), WEB_METRICS_DIR=str(tmp_path / "metrics"))
-    with running(start("web", env, tmp_path / "schedule", web_bind=f"127.0.0.1:{port}")):
-        yield port
-
-
-def test_web_metrics_add_up_the_counts_of_every_web_process(web: int) -> None:
+def test_web_metrics_add_up_the_counts_of_every_web_process(web: ServedClient) -> None:
     key = create_api_key("multiprocess")[1]
-    post_events(web, key, 1)  # waits until the server answers
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{web}/api/v1/events",
-        data=json.dumps({"event_type": "spread"}).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    for _ in range(40):  # a new connection each: granian's processes take turns
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
-            assert response.status == 202
-    url = f"http://127.0.0.1:{web}/metrics"
-    seen = {value(scrape(url), "eventlog_events_accepted_total", event_type="spread") for _ in range(10)}
+    for _ in range(40):  # a new connection each: the web server's processes take turns
+        assert post(web, key, {"event_type": "spread"}) == 202
+    seen = {value(scrape_web(web), "eventlog_events_accepted_total", event_type="spread") for _ in range(10)}
     assert seen == {40.0}  # whichever process answers the scrape
 
 
@@ -240,9 +228,9 @@ _METRIC_NAME = re.compile(r"\beventlog_[a-z_]+")
 
 
 def test_every_query_of_the_grafana_dashboard_names_a_metric_the_code_exports(
-    writer: EventLogWriter, clickhouse: Client, worker_metrics_url: str
+    web: ServedClient, writer: EventLogWriter, clickhouse: Client, worker_metrics_url: str
 ) -> None:
-    http, key = HttpClient(), create_api_key("dashboard")[1]
+    http, key = web, create_api_key("dashboard")[1]
     post(http, key, {"event_type": "dashboard"})  # so that every labelled metric has a sample
     relay_outbox(writer, batch_size=10, max_batches=1)
     exported = {name for name, _ in scrape_web(http)} | {name for name, _ in scrape(worker_metrics_url)}
@@ -253,11 +241,11 @@ def test_every_query_of_the_grafana_dashboard_names_a_metric_the_code_exports(
     assert named - exported == set()
 
 
-def test_web_metrics_count_reads_and_their_rows(clickhouse: Client) -> None:
-    http = HttpClient()
+def test_web_metrics_count_reads_and_their_rows(web: ServedClient, clickhouse: Client) -> None:
+    http = web
     key = create_api_key("reader", scopes=["read"])[1]
     before = scrape_web(http)
-    answer = http.get("/api/v1/events", HTTP_AUTHORIZATION=f"Bearer {key}")
+    answer = http.get("/api/v1/events", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 200
     after = scrape_web(http)
     assert (

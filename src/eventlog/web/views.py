@@ -1,5 +1,9 @@
 """The HTTP endpoints (the producer API, metrics, health, the status page): thin shells that parse,
-authenticate, call the core and map errors."""
+authenticate, call the core and map errors.
+
+The API's endpoints, the metrics and the probes are CSRF-exempt: they take no cookie, only a key in
+a header, so there is no session for a forged request to ride on, and a POST to a read endpoint
+gets its 405 (not Django's CSRF page). The staff pages keep Django's CSRF protection."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -29,11 +34,27 @@ from eventlog.web.openapi import document
 from eventlog.web.read_api import list_view
 
 View = Callable[[HttpRequest], HttpResponse]
+API_PATHS = "/api/"
 STATUS_REFRESH_SECONDS = 5
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: on the API's paths the JSON error every other answer of the API is (and the fast
+    path's 500, core/fastpath.py); Django's own page elsewhere."""
+    if request.path.startswith(API_PATHS):
+        return error(500, "internal error")
+    return defaults.server_error(request)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: a JSON error on the API's paths, Django's own page elsewhere."""
+    if request.path.startswith(API_PATHS):
+        return error(404, f"no such endpoint: {request.path}")
+    return defaults.page_not_found(request, exception)
 
 
 def api_key_required(view: View) -> View:
@@ -70,18 +91,21 @@ def events(request: HttpRequest) -> HttpResponseBase:
     return response
 
 
+@csrf_exempt
 @require_GET
 @api_key_required
 def stats(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"outbox": outbox_stats()})
 
 
+@csrf_exempt
 @require_GET
 def openapi(request: HttpRequest) -> HttpResponse:
     """The HTTP API's OpenAPI document (eventlog/web/openapi.py); public, as the API's shape is no secret."""
     return JsonResponse(document())
 
 
+@csrf_exempt
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition (eventlog.monitoring.metrics_endpoints); behind METRICS_TOKEN when set."""
@@ -105,12 +129,14 @@ def status_page(request: HttpRequest) -> HttpResponse:
     return render(request, "eventlog/status.html", context)
 
 
+@csrf_exempt
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
     """The process is up and serving; touches nothing else."""
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
     """200 when PostgreSQL, Redis and ClickHouse answer and the relay's lag is under

@@ -1,17 +1,21 @@
+"""The ingest API as served (tests/served.py): what a producer sends, what it gets back, what is
+written."""
+
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client as HttpClient
 
 from eventlog.access.api_keys import KeyCache, authenticate, create_api_key, hash_key
 from eventlog.models import ApiKey, OutboxEvent
 from eventlog.outbox.events import COPY_FROM_EVENTS
+from tests.served import ServedClient, serving
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the web process reads what a test commits
 
 URL = "/api/v1/events"
 
@@ -22,17 +26,17 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def http() -> HttpClient:
-    return HttpClient()
+def http(served: ServedClient) -> ServedClient:
+    return served
 
 
-def post(http: HttpClient, key: str | None, body: Any, content_type: str = "application/json") -> Any:
+def post(http: ServedClient, key: str | None, body: Any, content_type: str = "application/json") -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     data = body if isinstance(body, bytes | str) else json.dumps(body)
     return http.post(URL, data=data, content_type=content_type, headers=headers)
 
 
-def test_a_single_event_is_accepted_with_defaults(http: HttpClient, api_key: str) -> None:
+def test_a_single_event_is_accepted_with_defaults(http: ServedClient, api_key: str) -> None:
     response = post(http, api_key, {"event_type": "user_created", "event_context": {"email": "a@b.c"}})
     assert response.status_code == 202
     assert response.json() == {"accepted": 1, "duplicates": 0}
@@ -42,7 +46,7 @@ def test_a_single_event_is_accepted_with_defaults(http: HttpClient, api_key: str
     )  # fmt: skip
 
 
-def test_an_array_keeps_given_ids_timestamps_and_microseconds(http: HttpClient, api_key: str) -> None:
+def test_an_array_keeps_given_ids_timestamps_and_microseconds(http: ServedClient, api_key: str) -> None:
     event_id = str(uuid.uuid4())
     body = [
         {"event_type": "a", "event_id": event_id, "event_date_time": "2026-11-25T10:00:00.123456+02:00",
@@ -61,7 +65,7 @@ def test_an_array_keeps_given_ids_timestamps_and_microseconds(http: HttpClient, 
 @pytest.mark.parametrize("events", [1, COPY_FROM_EVENTS])
 @pytest.mark.parametrize("big", [None, 123456789012345678901234567890, -(2**63) - 1, 2**64])
 def test_a_context_is_stored_as_exactly_the_json_value_sent(
-    http: HttpClient, api_key: str, big: int | None, events: int
+    http: ServedClient, api_key: str, big: int | None, events: int
 ) -> None:
     context = {
         "text": 'é " \\ \n \u2028 😀', "int": 123456789012345678, "float": 0.1, "tiny": 5e-324,
@@ -72,7 +76,7 @@ def test_a_context_is_stored_as_exactly_the_json_value_sent(
     assert [row.event_context for row in OutboxEvent.objects.all()] == [context] * events
 
 
-def test_a_context_nested_deeper_than_orjson_writes_is_stored_too(http: HttpClient, api_key: str) -> None:
+def test_a_context_nested_deeper_than_orjson_writes_is_stored_too(http: ServedClient, api_key: str) -> None:
     body = b'{"event_type": "a", "event_context": ' + b'{"a": ' * 300 + b"1" + b"}" * 301
     assert post(http, api_key, body).status_code == 202
     context = OutboxEvent.objects.get().event_context
@@ -81,7 +85,7 @@ def test_a_context_nested_deeper_than_orjson_writes_is_stored_too(http: HttpClie
     assert context == 1
 
 
-def test_repeated_event_ids_are_counted_as_duplicates(http: HttpClient, api_key: str) -> None:
+def test_repeated_event_ids_are_counted_as_duplicates(http: ServedClient, api_key: str) -> None:
     event_id = str(uuid.uuid4())
     assert post(http, api_key, {"event_type": "a", "event_id": event_id}).json()["accepted"] == 1
     body = [{"event_type": "a", "event_id": event_id}, {"event_type": "b"}]
@@ -90,7 +94,7 @@ def test_repeated_event_ids_are_counted_as_duplicates(http: HttpClient, api_key:
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-key", "Basic dXNlcjpwYXNz", "Bearer "])
-def test_a_missing_or_wrong_key_is_401_and_writes_nothing(http: HttpClient, header: str | None) -> None:
+def test_a_missing_or_wrong_key_is_401_and_writes_nothing(http: ServedClient, header: str | None) -> None:
     headers = {"Authorization": header} if header else {}
     response = http.post(URL, data='{"event_type": "a"}', content_type="application/json", headers=headers)
     assert response.status_code == 401
@@ -104,7 +108,7 @@ def test_keys_are_stored_only_as_hashes(api_key: str) -> None:
     assert len(stored.key_hash) == 64
 
 
-def test_events_sent_without_ids_get_distinct_time_ordered_ids(http: HttpClient, api_key: str) -> None:
+def test_events_sent_without_ids_get_distinct_time_ordered_ids(http: ServedClient, api_key: str) -> None:
     assert post(http, api_key, [{"event_type": "a"}] * 100).json() == {"accepted": 100, "duplicates": 0}
     ids = set(OutboxEvent.objects.values_list("event_id", flat=True))
     assert len(ids) == 100
@@ -152,7 +156,7 @@ def test_an_unknown_key_is_not_cached() -> None:
     ],
 )
 def test_each_invalid_field_is_a_400_naming_index_and_field(
-    http: HttpClient, api_key: str, event: dict[str, Any], field: str
+    http: ServedClient, api_key: str, event: dict[str, Any], field: str
 ) -> None:
     response = post(http, api_key, [{"event_type": "fine"}, event])
     assert response.status_code == 400
@@ -161,7 +165,7 @@ def test_each_invalid_field_is_a_400_naming_index_and_field(
     assert OutboxEvent.objects.count() == 0
 
 
-def test_every_problem_of_every_event_is_listed(http: HttpClient, api_key: str) -> None:
+def test_every_problem_of_every_event_is_listed(http: ServedClient, api_key: str) -> None:
     body = [{"event_type": ""}, {"event_type": "ok"}, {"metadata_version": -1, "extra": 1}, "text"]
     response = post(http, api_key, body)
     assert response.status_code == 400
@@ -183,7 +187,7 @@ def test_every_problem_of_every_event_is_listed(http: HttpClient, api_key: str) 
     ],
 )
 def test_malformed_bodies_and_wrong_content_types_are_400(
-    http: HttpClient, api_key: str, body: bytes, content_type: str
+    http: ServedClient, api_key: str, body: bytes, content_type: str
 ) -> None:
     response = post(http, api_key, body, content_type=content_type)
     assert response.status_code == 400
@@ -191,33 +195,35 @@ def test_malformed_bodies_and_wrong_content_types_are_400(
     assert OutboxEvent.objects.count() == 0
 
 
-def test_more_events_than_the_limit_is_400(http: HttpClient, api_key: str) -> None:
+def test_more_events_than_the_limit_is_400(http: ServedClient, api_key: str) -> None:
     response = post(http, api_key, [{"event_type": "a"}] * 1001)
     assert response.status_code == 400
     assert "1000" in response.json()["error"]
     assert post(http, api_key, [{"event_type": "a"}] * 1000).status_code == 202
 
 
-def test_a_body_over_the_byte_limit_is_413(http: HttpClient, api_key: str) -> None:
+def test_a_body_over_the_byte_limit_is_413(http: ServedClient, api_key: str) -> None:
     big = {"event_type": "a", "event_context": {"blob": "x" * (5 * 1024 * 1024)}}
     assert post(http, api_key, big).status_code == 413
     assert OutboxEvent.objects.count() == 0
 
 
-def test_limits_come_from_settings(http: HttpClient, api_key: str, settings: Any) -> None:
-    settings.EVENTLOG = {**settings.EVENTLOG, "INGEST_MAX_EVENTS": 2, "INGEST_MAX_BYTES": 100}
-    assert post(http, api_key, [{"event_type": "a"}] * 3).status_code == 400
-    assert post(http, api_key, {"event_type": "a", "event_context": {"k": "v" * 100}}).status_code == 413
+def test_limits_come_from_settings(api_key: str, tmp_path: Path) -> None:
+    with serving(tmp_path, INGEST_MAX_EVENTS="2", INGEST_MAX_BYTES="100") as web:
+        http = web.client()
+        assert post(http, api_key, [{"event_type": "a"}] * 2).status_code == 202
+        assert post(http, api_key, [{"event_type": "a"}] * 3).status_code == 400
+        assert post(http, api_key, {"event_type": "a", "event_context": {"k": "v" * 100}}).status_code == 413
 
 
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
-def test_other_methods_are_405(http: HttpClient, api_key: str, method: str) -> None:
-    response = getattr(http, method)(URL, headers={"Authorization": f"Bearer {api_key}"})
+def test_other_methods_are_405(http: ServedClient, api_key: str, method: str) -> None:
+    response = http.request(method.upper(), URL, headers={"Authorization": f"Bearer {api_key}"})
     assert response.status_code == 405
     assert response["Allow"] == "GET, POST"  # GET reads events back (tests/web/test_read_api.py)
 
 
-def test_stats_requires_a_key_and_counts_the_outbox(http: HttpClient, api_key: str) -> None:
+def test_stats_requires_a_key_and_counts_the_outbox(http: ServedClient, api_key: str) -> None:
     assert http.get("/api/v1/stats").status_code == 401
     empty = http.get("/api/v1/stats", headers={"Authorization": f"Bearer {api_key}"}).json()
     assert empty == {
@@ -233,3 +239,11 @@ def test_stats_requires_a_key_and_counts_the_outbox(http: HttpClient, api_key: s
     outbox = http.get("/api/v1/stats", headers={"Authorization": f"Bearer {api_key}"}).json()["outbox"]
     assert (outbox["pending"], outbox["processed"], outbox["failed"]) == (3, 0, 0)
     assert 0 <= outbox["oldest_pending_age_seconds"] < 60
+
+
+def test_an_unknown_api_path_is_a_json_404_and_any_other_django_s_page(http: ServedClient) -> None:
+    api = http.get("/api/v1/nothing")
+    assert (api.status_code, api.json()) == (404, {"error": "no such endpoint: /api/v1/nothing"})
+    page = http.get("/nothing")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")

@@ -1,23 +1,26 @@
-"""The read API over HTTP (Django's stack): keys and scopes, parameters, cursors, counts, exports,
+"""The read API as served (tests/served.py): keys and scopes, parameters, cursors, counts, exports,
 limits and the errors of each, on the run's ClickHouse."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from django.test import Client as HttpClient
 
 from eventlog.access.api_keys import create_api_key
 from eventlog.clickhouse.event_log import EventLogWriter
-from eventlog.runtime import event_log_reader, rate_limiter
+from eventlog.runtime import rate_limiter
 from tests.reading.conftest import DAY, Stored, spread, store
+from tests.served import ServedClient, ServedResponse, serving
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the web process reads what a test commits
 
 WINDOW = {"from": "2026-11-19T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
 
@@ -33,15 +36,17 @@ def read_key(**options: Any) -> str:
     return create_api_key(f"reader-{uuid.uuid4()}", scopes=("read",), **options)[1]
 
 
-def get(path: str, key: str | None, **params: Any) -> Any:
+def get(http: ServedClient, path: str, key: str | None, **params: Any) -> ServedResponse:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return HttpClient().get(path, params, headers=headers)
+    return http.get(path, params, headers=headers)
 
 
-def test_a_page_has_the_contracts_fields_and_a_cursor_to_the_next(writer: EventLogWriter) -> None:
+def test_a_page_has_the_contracts_fields_and_a_cursor_to_the_next(
+    served: ServedClient, writer: EventLogWriter
+) -> None:
     events = store(writer, spread(5, event_context={"n": 1}))
     key = read_key()
-    first = get("/api/v1/events", key, limit=3, **WINDOW)
+    first = get(served, "/api/v1/events", key, limit=3, **WINDOW)
     assert first.status_code == 200, first.content
     body = first.json()
     assert set(body) == {"events", "next_cursor"}
@@ -50,7 +55,7 @@ def test_a_page_has_the_contracts_fields_and_a_cursor_to_the_next(writer: EventL
         "event_date_time": "2026-11-20T00:00:04.000000Z",
         "environment": "production", "event_context": {"n": 1}, "metadata_version": 1,
     }  # fmt: skip
-    second = get("/api/v1/events", key, limit=3, cursor=body["next_cursor"], **WINDOW).json()
+    second = get(served, "/api/v1/events", key, limit=3, cursor=body["next_cursor"], **WINDOW).json()
     assert [event["event_id"] for event in body["events"] + second["events"]] == [
         e.event_id for e in events[::-1]
     ]
@@ -58,7 +63,7 @@ def test_a_page_has_the_contracts_fields_and_a_cursor_to_the_next(writer: EventL
     assert first["Cache-Control"] == "private, no-store"
 
 
-def test_the_default_window_is_the_last_24_hours(writer: EventLogWriter) -> None:
+def test_the_default_window_is_the_last_24_hours(served: ServedClient, writer: EventLogWriter) -> None:
     from django.utils import timezone
 
     now = timezone.now()
@@ -66,24 +71,26 @@ def test_the_default_window_is_the_last_24_hours(writer: EventLogWriter) -> None
         writer,
         [Stored(event_date_time=now - timedelta(hours=1)), Stored(event_date_time=now - timedelta(hours=25))],
     )
-    assert len(get("/api/v1/events", read_key()).json()["events"]) == 1
+    assert len(get(served, "/api/v1/events", read_key()).json()["events"]) == 1
 
 
-def test_a_cursor_with_other_filters_order_or_altered_is_a_400(writer: EventLogWriter) -> None:
+def test_a_cursor_with_other_filters_order_or_altered_is_a_400(
+    served: ServedClient, writer: EventLogWriter
+) -> None:
     store(writer, spread(5))
     key = read_key()
-    cursor = get("/api/v1/events", key, limit=2, **WINDOW).json()["next_cursor"]
+    cursor = get(served, "/api/v1/events", key, limit=2, **WINDOW).json()["next_cursor"]
     for params in (
         {"cursor": cursor, **WINDOW, "event_type": "other"},
         {"cursor": cursor, **WINDOW, "order": "asc"},
         {"cursor": cursor, "from": "2026-11-19T00:00:01Z", "to": WINDOW["to"]},
         {"cursor": cursor[:-2] + "xx", **WINDOW},
     ):
-        response = get("/api/v1/events", key, **params)
+        response = get(served, "/api/v1/events", key, **params)
         assert response.status_code == 400, params
         assert "cursor" in response.json()["error"]
     assert (
-        get("/api/v1/events", key, cursor=cursor, limit=50, **WINDOW).status_code == 200
+        get(served, "/api/v1/events", key, cursor=cursor, limit=50, **WINDOW).status_code == 200
     )  # limit may change
 
 
@@ -104,13 +111,17 @@ def test_a_cursor_with_other_filters_order_or_altered_is_a_400(writer: EventLogW
         ({f"context.k{i}": "v" for i in range(6)}, "at most 5"),
     ],
 )
-def test_bad_parameters_are_a_400_naming_them(params: dict[str, str], message: str) -> None:
-    response = get("/api/v1/events", read_key(), **params)
+def test_bad_parameters_are_a_400_naming_them(
+    served: ServedClient, params: dict[str, str], message: str
+) -> None:
+    response = get(served, "/api/v1/events", read_key(), **params)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
 
-def test_keys_without_the_read_scope_get_403_everywhere_and_no_key_401(writer: EventLogWriter) -> None:
+def test_keys_without_the_read_scope_get_403_everywhere_and_no_key_401(
+    served: ServedClient, writer: EventLogWriter
+) -> None:
     events = store(writer, [Stored()])
     ingest_only = create_api_key("producer")[1]
     paths = [
@@ -120,18 +131,18 @@ def test_keys_without_the_read_scope_get_403_everywhere_and_no_key_401(writer: E
         "/api/v1/events/export",
     ]
     for path in paths:
-        assert get(path, ingest_only, format="ndjson").status_code == 403, path
-        missing = get(path, None)
+        assert get(served, path, ingest_only, format="ndjson").status_code == 403, path
+        missing = get(served, path, None)
         assert missing.status_code == 401, path
         assert missing["WWW-Authenticate"].startswith("Bearer"), path
     read_only = read_key()
-    response = HttpClient().post("/api/v1/events", "{}", content_type="application/json",
+    response = served.post("/api/v1/events", "{}", content_type="application/json",
                                  headers={"Authorization": f"Bearer {read_only}"})  # fmt: skip
     assert response.status_code == 403
 
 
 def test_an_environment_bound_key_cannot_see_past_its_environments_by_any_parameter(
-    writer: EventLogWriter,
+    served: ServedClient, writer: EventLogWriter
 ) -> None:
     events = store(
         writer,
@@ -144,19 +155,23 @@ def test_an_environment_bound_key_cannot_see_past_its_environments_by_any_parame
     staging = read_key(environments=["staging"])
     for params in ({}, {"environment": "production"}, {"environment": ["production", "staging"]},
                    {"context.env": "production"}, {"event_type": "a"}):  # fmt: skip
-        body = get("/api/v1/events", staging, **WINDOW, **params).json()
+        body = get(served, "/api/v1/events", staging, **WINDOW, **params).json()
         assert {event["environment"] for event in body["events"]} <= {"staging"}, params
-    cursor = get("/api/v1/events", everything, limit=1, order="asc", **WINDOW).json()["next_cursor"]
-    resumed = get("/api/v1/events", staging, cursor=cursor, order="asc", **WINDOW).json()
+    cursor = get(served, "/api/v1/events", everything, limit=1, order="asc", **WINDOW).json()["next_cursor"]
+    resumed = get(served, "/api/v1/events", staging, cursor=cursor, order="asc", **WINDOW).json()
     assert {event["environment"] for event in resumed["events"]} <= {"staging"}
-    assert get(f"/api/v1/events/{events[0].event_id}", staging).status_code == 404
-    assert get(f"/api/v1/events/{events[1].event_id}", staging).json()["environment"] == "staging"
-    counts = get("/api/v1/events/counts", staging, interval="day", group_by="environment", **WINDOW).json()
+    assert get(served, f"/api/v1/events/{events[0].event_id}", staging).status_code == 404
+    assert get(served, f"/api/v1/events/{events[1].event_id}", staging).json()["environment"] == "staging"
+    counts = get(
+        served, "/api/v1/events/counts", staging, interval="day", group_by="environment", **WINDOW
+    ).json()
     assert sum(bucket["count"] for bucket in counts["buckets"]) == 1
-    exported = get("/api/v1/events/export", staging, format="ndjson", environment="production", **WINDOW)
-    assert b"".join(exported.streaming_content).splitlines() == [b'{"complete":true,"events":0}']
+    exported = get(
+        served, "/api/v1/events/export", staging, format="ndjson", environment="production", **WINDOW
+    )
+    assert exported.content.splitlines() == [b'{"complete":true,"events":0}']
     producer = create_api_key("staging-producer", environments=["staging"])[1]
-    sent = HttpClient().post(
+    sent = served.post(
         "/api/v1/events", json.dumps({"event_type": "a", "environment": "production"}),
         content_type="application/json", headers={"Authorization": f"Bearer {producer}"},
     )  # fmt: skip
@@ -164,32 +179,35 @@ def test_an_environment_bound_key_cannot_see_past_its_environments_by_any_parame
     assert "production" in sent.json()["error"]
 
 
-def test_one_event_by_id_or_a_json_404(writer: EventLogWriter) -> None:
+def test_one_event_by_id_or_a_json_404(served: ServedClient, writer: EventLogWriter) -> None:
     events = store(writer, [Stored(event_context={"a": 1})])
     key = read_key()
-    assert get(f"/api/v1/events/{events[0].event_id}", key).json()["event_context"] == {"a": 1}
+    assert get(served, f"/api/v1/events/{events[0].event_id}", key).json()["event_context"] == {"a": 1}
     for missing in ("6f1c1f4e-3b9a-4c1e-9d53-2f1f0a6b8e21", "not-a-uuid", "' OR 1=1"):
-        response = get(f"/api/v1/events/{missing}", key)
+        response = get(served, f"/api/v1/events/{quote(missing)}", key)
         assert response.status_code == 404
         assert "error" in response.json()
 
 
-def test_counts_answer_every_bucket_in_the_zones_offsets(writer: EventLogWriter) -> None:
+def test_counts_answer_every_bucket_in_the_zones_offsets(
+    served: ServedClient, writer: EventLogWriter
+) -> None:
     store(writer, [Stored("a", DAY), Stored("b", DAY + timedelta(hours=2))])
     key = read_key()
-    body = get("/api/v1/events/counts", key, interval="hour", group_by="event_type",
+    body = get(served, "/api/v1/events/counts", key, interval="hour", group_by="event_type",
                **{"from": "2026-11-20T00:00:00Z", "to": "2026-11-20T03:00:00Z"}).json()  # fmt: skip
     assert body == {"interval": "hour", "tz": "UTC", "buckets": [
         {"start": "2026-11-20T00:00:00Z", "count": 1, "by": {"a": 1, "b": 0}},
         {"start": "2026-11-20T01:00:00Z", "count": 0, "by": {"a": 0, "b": 0}},
         {"start": "2026-11-20T02:00:00Z", "count": 1, "by": {"a": 0, "b": 1}},
     ]}  # fmt: skip
-    berlin = get("/api/v1/events/counts", key, interval="day", tz="Europe/Berlin", **WINDOW).json()
+    berlin = get(served, "/api/v1/events/counts", key, interval="day", tz="Europe/Berlin", **WINDOW).json()
     assert [bucket["start"] for bucket in berlin["buckets"]] == [
         "2026-11-19T00:00:00+01:00", "2026-11-20T00:00:00+01:00", "2026-11-21T00:00:00+01:00",
     ]  # fmt: skip
     assert "by" not in berlin["buckets"][0]
     too_many = get(
+        served,
         "/api/v1/events/counts",
         key,
         interval="minute",
@@ -198,41 +216,47 @@ def test_counts_answer_every_bucket_in_the_zones_offsets(writer: EventLogWriter)
     assert too_many.status_code == 400
     assert "1000" in too_many.json()["error"]
     for params in ({"interval": "second"}, {"tz": "Nowhere/City"}, {"group_by": "event_context"}):
-        assert get("/api/v1/events/counts", key, **params).status_code == 400, params
+        assert get(served, "/api/v1/events/counts", key, **params).status_code == 400, params
 
 
-def test_an_ndjson_export_streams_every_event_then_a_complete_line(writer: EventLogWriter) -> None:
+def test_an_ndjson_export_streams_every_event_then_a_complete_line(
+    served: ServedClient, writer: EventLogWriter
+) -> None:
     store(writer, spread(1_234))
-    response = get("/api/v1/events/export", read_key(), format="ndjson", **WINDOW)
+    response = get(served, "/api/v1/events/export", read_key(), format="ndjson", **WINDOW)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/x-ndjson"
-    assert response.streaming
-    lines = b"".join(response.streaming_content).splitlines()
+    assert response["Transfer-Encoding"] == "chunked"  # streamed, not buffered to learn its length
+    lines = response.content.splitlines()
     assert len(lines) == 1_235
     assert json.loads(lines[-1]) == {"complete": True, "events": 1_234}
-    assert get("/api/v1/events/export", read_key(), **WINDOW).status_code == 400  # format is required
+    assert get(served, "/api/v1/events/export", read_key(), **WINDOW).status_code == 400  # format is required
 
 
-def test_a_key_over_its_read_limit_gets_429_with_retry_after(settings: Any) -> None:
-    settings.EVENTLOG = {**settings.EVENTLOG, "READ_RATE_LIMIT_PER_MINUTE": 3}
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory, served_web: object) -> Iterator[ServedClient]:
+    """A web process whose keys may read three times a minute and send once."""
+    directory = tmp_path_factory.mktemp("limited")
+    with serving(directory, READ_RATE_LIMIT_PER_MINUTE="3", INGEST_RATE_LIMIT_PER_MINUTE="1") as web:
+        yield web.client()
+
+
+def test_a_key_over_its_read_limit_gets_429_with_retry_after(limited: ServedClient) -> None:
     key, other = read_key(), read_key()
-    statuses = [get("/api/v1/events", key).status_code for _ in range(4)]
+    statuses = [get(limited, "/api/v1/events", key).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
-    refused = get("/api/v1/events", key)
+    refused = get(limited, "/api/v1/events", key)
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert "3 read requests a minute" in refused.json()["error"]
-    assert get("/api/v1/events", other).status_code == 200  # each key has its own count
+    assert get(limited, "/api/v1/events", other).status_code == 200  # each key has its own count
 
 
-def test_ingest_can_be_rate_limited_per_key_too(settings: Any) -> None:
-    settings.EVENTLOG = {**settings.EVENTLOG, "INGEST_RATE_LIMIT_PER_MINUTE": 1}
+def test_ingest_can_be_rate_limited_per_key_too(limited: ServedClient) -> None:
     key = create_api_key("limited-producer")[1]
 
-    def send() -> Any:
-        return HttpClient().post(
-            "/api/v1/events", json.dumps({"event_type": "a"}),
-            content_type="application/json", headers={"Authorization": f"Bearer {key}"},
-        )  # fmt: skip
+    def send() -> ServedResponse:
+        return limited.post("/api/v1/events", json.dumps({"event_type": "a"}),
+                            headers={"Authorization": f"Bearer {key}"})  # fmt: skip
 
     assert send().status_code == 202
     refused = send()
@@ -241,16 +265,13 @@ def test_ingest_can_be_rate_limited_per_key_too(settings: Any) -> None:
 
 
 def test_a_read_over_clickhouses_memory_limit_is_a_json_error_not_a_partial_page(
-    writer: EventLogWriter, settings: Any
+    writer: EventLogWriter, tmp_path: Path
 ) -> None:
     # Grouping 30,000 types needs more than the smallest limit eventlog accepts, 1 MiB.
     store(writer, [Stored(f"type-{index}", DAY + timedelta(seconds=index)) for index in range(30_000)])
-    settings.EVENTLOG = {**settings.EVENTLOG, "READ_MAX_MEMORY_BYTES": 1024**2}
-    event_log_reader.cache_clear()
-    try:
-        response = get("/api/v1/events/counts", read_key(), interval="hour", group_by="event_type", **WINDOW)
-    finally:
-        event_log_reader.cache_clear()
+    with serving(tmp_path, READ_MAX_MEMORY_BYTES=str(1024**2)) as web:
+        response = get(web.client(), "/api/v1/events/counts", read_key(), interval="hour",
+                       group_by="event_type", **WINDOW)  # fmt: skip
     assert response.status_code == 422
     assert "memory" in response.json()["error"]
 
@@ -258,7 +279,9 @@ def test_a_read_over_clickhouses_memory_limit_is_a_json_error_not_a_partial_page
 @pytest.mark.parametrize(
     "value", ["' OR '1'='1", "a\\'; DROP TABLE event_log; --", "%00", "{start:Int64}", "😀" * 3]
 )
-def test_injection_looking_filter_values_are_answered_never_a_5xx(writer: EventLogWriter, value: str) -> None:
+def test_injection_looking_filter_values_are_answered_never_a_5xx(
+    served: ServedClient, writer: EventLogWriter, value: str
+) -> None:
     store(writer, [Stored()])
     key = read_key()
     for params in (
@@ -269,8 +292,8 @@ def test_injection_looking_filter_values_are_answered_never_a_5xx(writer: EventL
         {"tz": value},
     ):
         for path in ("/api/v1/events", "/api/v1/events/counts"):
-            response = get(path, key, **WINDOW, **params)
+            response = get(served, path, key, **WINDOW, **params)
             assert response.status_code in (200, 400), (path, params, response.content)
             if response.status_code == 200 and path == "/api/v1/events":
                 assert response.json()["events"] == []
-    assert get("/api/v1/events", key, **WINDOW).json()["events"] != []  # the table is still there
+    assert get(served, "/api/v1/events", key, **WINDOW).json()["events"] != []  # the table is still there
