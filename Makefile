@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python src/manage.py
 
-.PHONY: run test install lint typecheck pytest db clickhouse web worker beat flower bench bench-smoke lock clean wheel
+.PHONY: run test install lint typecheck pytest fuzz db clickhouse web worker beat flower bench bench-smoke lock clean wheel
 
 # The lock installed: dev.txt here and in CI (tools, the embedded engine, the runtime); the Dockerfile
 # runs this same target with requirements/base.txt (a ClickHouse server: no embedded engine).
@@ -72,6 +72,11 @@ pytest: install /usr/bin/chromium $(COMPOSE_SCHEMA)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The HTTP API fuzzed from its OpenAPI document for longer than `make test` does: twenty times the
+# examples, new ones each run (src/tests/web/test_fuzz.py; a few minutes). Needs PostgreSQL and Redis.
+fuzz: install
+	$(BIN)/pytest src/tests/web/test_fuzz.py --hypothesis-profile=fuzz
 
 # Every workload side by side on the real services (docs/benchmarks.md); writes bench/results/latest.json.
 # Needs PostgreSQL and Redis only; it uses its own database, Redis database 13 and var/bench.

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from celery.beat import EmbeddedService
 from celery.contrib.testing.worker import start_worker
@@ -20,6 +21,15 @@ from eventlog.runtime import event_log_writer, relay_coordinator
 from tests.processes import kill, process_env, start_clickhouse
 from tests.served import ServedClient, ServedWeb, serving
 from tests.settings import RUN_DIR
+
+# Hypothesis's examples (the fuzz suite, tests/web/test_fuzz.py): `make test` runs "suite", the
+# same examples every run, so that a CI failure is one a rerun finds again; `make fuzz` runs "fuzz"
+# (pytest --hypothesis-profile=fuzz): twenty times as many, new ones each run.
+hypothesis.settings.register_profile(
+    "suite", max_examples=100, derandomize=True, deadline=None, database=None
+)
+hypothesis.settings.register_profile("fuzz", max_examples=2_000, deadline=None)
+hypothesis.settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session", autouse=True)

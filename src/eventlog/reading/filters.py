@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from eventlog.errors import InvalidQuery
 
@@ -114,11 +114,17 @@ def parse_time(name: str, raw: str) -> datetime:
     return moment
 
 
-def single(params: Params, name: str) -> str | None:
+@overload
+def single(params: Params, name: str) -> str | None: ...
+@overload
+def single(params: Params, name: str, default: str) -> str: ...
+def single(params: Params, name: str, default: str | None = None) -> str | None:
+    """The parameter's one value, or `default` when it is not given (given empty, it is "": a
+    value each parser refuses as it refuses any other it does not know)."""
     values = params.get(name, ())
     if len(values) > 1:
         raise InvalidQuery(f"{name} may be given once, got it {len(values)} times")
-    return values[0] if values else None
+    return values[0] if values else default
 
 
 def check_names(params: Params, allowed: Iterable[str]) -> None:
@@ -132,7 +138,7 @@ def check_names(params: Params, allowed: Iterable[str]) -> None:
 
 
 def parse_order(params: Params) -> Literal["asc", "desc"]:
-    order = single(params, "order") or "desc"
+    order = single(params, "order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidQuery(f"order must be asc or desc, got {order!r}")
     return "asc" if order == "asc" else "desc"

@@ -9,12 +9,38 @@ from __future__ import annotations
 from typing import Any
 
 from eventlog.clickhouse.event_log import COLUMNS
+from eventlog.outbox.events import MAX_EVENT_TYPE_LENGTH, MAX_METADATA_VERSION
 from eventlog.reading.events import MAX_PAGE
-from eventlog.reading.filters import MAX_CONTEXT_MATCHES, MAX_VALUE_CHARS, MAX_VALUES
+from eventlog.reading.filters import MAX_CONTEXT_CHARS, MAX_CONTEXT_MATCHES, MAX_VALUE_CHARS, MAX_VALUES
 
 Schema = dict[str, Any]
 
-_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset (Z or +hh:mm)"}
+# Everything a request's values must be that a schema can say is said here, exactly: the fuzz suite
+# (tests/web/test_fuzz.py) sends what the document allows and what it forbids, and holds the
+# answers to it. The rules it cannot say (a range in UTC, from before to, buckets, cursors) are in
+# the descriptions.
+_NO_NUL = "^[^\\u0000]*$"  # PostgreSQL's text and jsonb hold no NUL character
+_TIME = {
+    "type": "string",
+    "format": "date-time",
+    # ClickHouse's DateTime64 range, in UTC; six digits of a second at most
+    "pattern": r"^(19\d\d|2[0-2]\d\d)-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,6})?([Zz]|[+-]\d\d:\d\d)$",
+    "description": "RFC 3339 with an offset (Z or +hh:mm), from 1900-01-01 to 2299-12-31 in UTC",
+}
+_CONTEXT: Schema = {
+    "type": "object",
+    "propertyNames": {"pattern": _NO_NUL},
+    "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+}
+_JSON_VALUE: Schema = {
+    "anyOf": [
+        {"type": "string", "pattern": _NO_NUL},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {"$ref": "#/components/schemas/Context"},
+    ]
+}
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS}
 _EVENT: Schema = {
     "type": "object",
     "required": list(COLUMNS),
@@ -27,16 +53,23 @@ _EVENT: Schema = {
         "metadata_version": {"type": "integer", "minimum": 0},
     },
 }
+# An optional field that is null takes its default, as one left out does.
 _NEW_EVENT: Schema = {
     "type": "object",
     "required": ["event_type"],
+    "additionalProperties": False,
     "properties": {
-        "event_type": {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS},
-        "event_id": {"type": "string", "format": "uuid"},
-        "event_date_time": _TIME,
-        "environment": {"type": "string", "maxLength": MAX_VALUE_CHARS},
-        "event_context": {"type": "object"},
-        "metadata_version": {"type": "integer", "minimum": 0},
+        "event_type": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_EVENT_TYPE_LENGTH,
+            "pattern": _NO_NUL,
+        },
+        "event_id": {"type": ["string", "null"], "format": "uuid"},
+        "event_date_time": {**_TIME, "type": ["string", "null"]},
+        "environment": {"type": ["string", "null"], "maxLength": MAX_EVENT_TYPE_LENGTH, "pattern": _NO_NUL},
+        "event_context": {"anyOf": [{"$ref": "#/components/schemas/Context"}, {"type": "null"}]},
+        "metadata_version": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_METADATA_VERSION},
     },
 }
 _ERROR: Schema = {
@@ -62,13 +95,13 @@ _FILTERS = [
     _query("to", _TIME, "exclusive; default: now"),
     _query(
         "event_type",
-        {"type": "array", "items": {"type": "string"}, "maxItems": MAX_VALUES},
+        {"type": "array", "items": _NAME, "maxItems": MAX_VALUES},
         "any of",
         explode=True,
     ),
     _query(
         "environment",
-        {"type": "array", "items": {"type": "string"}, "maxItems": MAX_VALUES},
+        {"type": "array", "items": _NAME, "maxItems": MAX_VALUES},
         "any of",
         explode=True,
     ),
@@ -77,9 +110,14 @@ _FILTERS = [
         "in": "query",
         "style": "form",
         "explode": True,
+        # Exploded as a form, each property is a parameter of its own name: `context.<path>`.
         "schema": {
             "type": "object",
-            "additionalProperties": {"type": "string"},
+            "propertyNames": {
+                "pattern": r"^context\.[^.]+(\.[^.]+)*$",
+                "maxLength": len("context.") + MAX_CONTEXT_CHARS,
+            },
+            "additionalProperties": {"type": "string", "maxLength": MAX_CONTEXT_CHARS},
             "maxProperties": MAX_CONTEXT_MATCHES,
         },
         "description": "`context.<path>=<value>`, up to 5: event_context at the dot-separated path is a JSON "
@@ -91,7 +129,7 @@ _ORDER = _query(
 )
 _CURSOR = _query(
     "cursor",
-    {"type": "string"},
+    {"type": "string", "minLength": 1},
     "from the previous page (or an export's resume_cursor), sent with the same filters",
 )
 
@@ -105,14 +143,19 @@ def _error(description: str, **headers: str) -> Schema:
     return answer
 
 
+_UNAUTHORIZED = _error("no key, or an unknown one", **{"WWW-Authenticate": "Bearer"})
+_TOO_MANY = _error("the key is over its requests a minute", **{"Retry-After": "seconds"})
+_UNAVAILABLE = _error("ClickHouse or Redis unavailable", **{"Retry-After": "seconds"})
+
+
 def _read_errors() -> dict[str, Schema]:
     return {
         "400": _error("bad parameters or cursor"),
-        "401": _error("no key, or an unknown one", **{"WWW-Authenticate": "Bearer"}),
+        "401": _UNAUTHORIZED,
         "403": _error("the key lacks the read scope"),
         "422": _error("the query went over ClickHouse's memory or result limit"),
-        "429": _error("the key is over its requests a minute", **{"Retry-After": "seconds"}),
-        "503": _error("ClickHouse or Redis unavailable", **{"Retry-After": "seconds"}),
+        "429": _TOO_MANY,
+        "503": _UNAVAILABLE,
         "504": _error("the query ran longer than READ_MAX_EXECUTION_SECONDS"),
     }
 
@@ -163,7 +206,10 @@ def document() -> Schema:
     return {
         "openapi": "3.1.0",
         "info": {"title": "eventlog", "version": "1", "description": "Send events; read them back."},
-        "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Context": _CONTEXT, "JsonValue": _JSON_VALUE},
+        },
         "paths": {
             "/api/v1/events": {
                 "get": _read(
@@ -186,20 +232,22 @@ def document() -> Schema:
                         "202": _json(
                             {
                                 "type": "object",
+                                "required": ["accepted", "duplicates"],
                                 "properties": {
-                                    "accepted": {"type": "integer"},
-                                    "duplicates": {"type": "integer"},
+                                    "accepted": {"type": "integer", "minimum": 0},
+                                    "duplicates": {"type": "integer", "minimum": 0},
                                 },
                             },
                             "written",
                         ),
                         "400": _error("not JSON, or invalid events (each problem listed)"),
-                        "401": _error("no key, or an unknown one"),
+                        "401": _UNAUTHORIZED,
                         "403": _error(
                             "the key lacks the ingest scope, or an event's environment is not the key's"
                         ),
                         "413": _error("the body is over INGEST_MAX_BYTES"),
-                        "429": _error("the key is over its requests a minute", **{"Retry-After": "seconds"}),
+                        "429": _TOO_MANY,
+                        "503": _UNAVAILABLE,
                     },
                 },
             },
@@ -279,7 +327,7 @@ def document() -> Schema:
                         "200": _json(
                             {"type": "object", "properties": {"outbox": {"type": "object"}}}, "the figures"
                         ),
-                        "401": _error("no key, or an unknown one"),
+                        "401": _UNAUTHORIZED,
                     },
                 },
             },

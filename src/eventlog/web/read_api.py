@@ -123,13 +123,13 @@ def event_view(request: HttpRequest, access: Access, params: Params, event_id: s
 @read_endpoint("counts")
 def counts_view(request: HttpRequest, access: Access, params: Params) -> HttpResponse:
     check_names(params, COUNT_PARAMS)
-    interval = single(params, "interval") or "hour"
+    interval = single(params, "interval", "hour")
     if interval not in INTERVALS:
         raise InvalidQuery(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     group_by = single(params, "group_by")
     if group_by not in (None, "event_type", "environment"):
         raise InvalidQuery(f"group_by must be event_type or environment, got {group_by!r}")
-    tz = time_zone(single(params, "tz") or "UTC")
+    tz = time_zone(single(params, "tz", "UTC"))
     filters, _ = resume(params, "desc", settings.SECRET_KEY, timezone.now())
     buckets = count_events(
         event_log_reader(), filters, access,

@@ -122,7 +122,7 @@ def _uuid(raw: Any) -> uuid.UUID:
 
 def _timestamp(raw: Any) -> datetime:
     try:
-        value = datetime.fromisoformat(_string(raw))
+        value = datetime.fromisoformat(_string(raw).upper())  # RFC 3339 allows a lower-case t and z
     except ValueError:
         raise ValueError("must be an ISO 8601 timestamp such as 2026-11-25T10:00:00.123456+00:00") from None
     if value.utcoffset() is None:
@@ -140,6 +140,8 @@ def _object(raw: Any) -> dict[str, Any]:
 
 
 def _version(raw: Any) -> int:
+    if isinstance(raw, float) and raw.is_integer():  # an integer to JSON (Schema): 2.0 and 2e3 are
+        return int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise TypeError("must be an integer")
     return raw

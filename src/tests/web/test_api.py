@@ -52,11 +52,21 @@ def test_an_array_keeps_given_ids_timestamps_and_microseconds(http: ServedClient
         {"event_type": "a", "event_id": event_id, "event_date_time": "2026-11-25T10:00:00.123456+02:00",
          "environment": "eu", "metadata_version": 0},
         {"event_type": "b", "event_date_time": "2026-11-25T08:00:00Z"},
+        {"event_type": "c", "event_date_time": "2026-11-25t08:00:00z"},  # RFC 3339's lower case (fuzzing)
     ]  # fmt: skip
-    assert post(http, api_key, body).json() == {"accepted": 2, "duplicates": 0}
+    assert post(http, api_key, body).json() == {"accepted": 3, "duplicates": 0}
     row = OutboxEvent.objects.get(event_id=event_id)
     assert row.event_date_time.isoformat() == "2026-11-25T08:00:00.123456+00:00"
     assert (row.environment, row.metadata_version) == ("eu", 0)
+
+
+def test_a_metadata_version_written_as_a_whole_float_is_that_integer(
+    http: ServedClient, api_key: str
+) -> None:
+    """JSON Schema's integer, which the OpenAPI document promises: 2.0 and 3e3 are integers."""
+    body = b'[{"event_type": "a", "metadata_version": 2.0}, {"event_type": "b", "metadata_version": 3e3}]'
+    assert post(http, api_key, body).status_code == 202
+    assert sorted(OutboxEvent.objects.values_list("metadata_version", flat=True)) == [2, 3000]
 
 
 # Without a run of 19 digits the body is read (and each context written back) by orjson; with one, by

@@ -105,6 +105,7 @@ def test_a_cursor_with_other_filters_order_or_altered_is_a_400(
         ({"limit": "1001"}, "limit"),
         ({"limit": "\u00b2"}, "limit"),  # a digit to str.isdigit, not to int()
         ({"order": "sideways"}, "order"),
+        ({"order": ""}, "order must be asc or desc"),  # given empty is not left out (found by fuzzing)
         ({"event-type": "x"}, "unknown parameter"),
         ({"context.": "x"}, "context path"),
         ({"context.a..b": "x"}, "context path"),
@@ -215,7 +216,8 @@ def test_counts_answer_every_bucket_in_the_zones_offsets(
     )
     assert too_many.status_code == 400
     assert "1000" in too_many.json()["error"]
-    for params in ({"interval": "second"}, {"tz": "Nowhere/City"}, {"group_by": "event_context"}):
+    for params in ({"interval": "second"}, {"interval": ""}, {"tz": "Nowhere/City"}, {"tz": ""},
+                   {"group_by": "event_context"}, {"group_by": ""}):  # fmt: skip
         assert get(served, "/api/v1/events/counts", key, **params).status_code == 400, params
 
 
