@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 from redis import Redis
 
-from core.processes import process_argv
+from core.processes import WEB_APPLICATION, WEB_THREADS, WEB_WORKERS, process_argv
 from environment import REDIS_URL, ROOT
 from sizes import Sizes
 
@@ -78,7 +78,6 @@ def source() -> dict[str, Any]:
 def run_settings(sizes: Sizes) -> dict[str, Any]:
     """The settings in effect for every process of the run, and the workload sizes."""
     config = settings.CONFIG
-    web = process_argv("web", Path("unused"))
     worker = process_argv("worker", Path("unused"))
     return {
         "relay_batch_size": config.relay_batch_size,
@@ -87,8 +86,9 @@ def run_settings(sizes: Sizes) -> dict[str, Any]:
         "relay_max_batches_per_run": config.relay_max_batches_per_run,
         "relay_slots": config.relay_slots,
         "relay_max_events_per_second": config.relay_max_events_per_second,
-        "web_workers": int(web[web.index("--workers") + 1]),
-        "web_threads": int(web[web.index("--blocking-threads") + 1]),
+        "web_workers": WEB_WORKERS,
+        "web_threads": WEB_THREADS,
+        "web_application": WEB_APPLICATION,
         "celery_worker": " ".join(arg for arg in worker if arg.startswith("--")),
         "sizes": sizes.as_dict(),
     }
@@ -188,6 +188,13 @@ ROWS = (
         "{:.1%}",
     ),
     ("http_ingest_paths", "full_over_lean_web_cpu", "full stack / lean Django, web CPU", "{:.2f}x"),
+    (
+        "http_ingest_paths",
+        "fast_path_unbuffered.web_cpu_us_per_request",
+        "fast path under granian's WSGI, no buffering front: web CPU µs",
+        "{:,.0f}",
+    ),
+    ("http_ingest_paths", "front_over_wsgi_web_cpu", "buffering front / WSGI straight, web CPU", "{:.2f}x"),
     ("emit_many", "events_per_s", "emit_events, events/s", "{:,.0f}"),
     ("emit_many", "copy_events_per_s", "raw COPY, events/s", "{:,.0f}"),
     ("emit_many", "vs_copy", "emit_events / COPY", "{:.2f}x"),

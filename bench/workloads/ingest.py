@@ -46,12 +46,14 @@ def run(sizes: Sizes, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     return results
 
 
-# The ways to serve POST /api/v1/events (core/wsgi.py): the hand-written fast path, Django's request
-# cycle with only ingest's middleware, Django's full stack.
+# The ways to serve POST /api/v1/events, each behind the web's buffering front (core/asgi.py): the
+# hand-written fast path, Django's request cycle with only ingest's middleware, Django's full stack;
+# and the fast path served by granian's WSGI straight, without the front, for what the front costs.
 INGEST_PATHS = {
-    "fast_path": "application",
-    "lean_django": "lean_application",
-    "full_django": "django_application",
+    "fast_path": "core.asgi:application",
+    "lean_django": "core.asgi:lean_application",
+    "full_django": "core.asgi:django_application",
+    "fast_path_unbuffered": "core.wsgi:application",
 }
 
 
@@ -62,7 +64,8 @@ def run_paths(sizes: Sizes, log: Callable[[str], None]) -> dict[str, Any]:
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in INGEST_PATHS}
     names = list(INGEST_PATHS)
     for round_number in range(sizes.path_rounds):
-        for name in names[round_number % 3 :] + names[: round_number % 3]:
+        turn = round_number % len(names)
+        for name in names[turn:] + names[:turn]:
             log(f"round {round_number + 1}: {name}")
             rounds[name].append(measure(key, 1, sizes.single_clients, sizes, log, INGEST_PATHS[name]))
     truncate_outbox()
@@ -82,21 +85,23 @@ def run_paths(sizes: Sizes, log: Callable[[str], None]) -> dict[str, Any]:
     figures["full_over_lean_web_cpu"] = (
         figures["full_django"]["web_cpu_us_per_request"] / lean["web_cpu_us_per_request"]
     )
+    unbuffered = figures["fast_path_unbuffered"]["web_cpu_us_per_request"]
+    figures["front_over_wsgi_web_cpu"] = fast["web_cpu_us_per_request"] / unbuffered
     return figures
 
 
 def measure(
     key: str, events: int, clients: int, sizes: Sizes, log: Callable[[str], None],
-    wsgi_application: str = "application",
+    web_application: str = "core.asgi:application",
 ) -> dict[str, Any]:  # fmt: skip
     truncate_outbox()
     checkpoint()
     port = free_port()
     label = "batch" if events > 1 else "single"
-    web_options = {"web_bind": f"127.0.0.1:{port}", "wsgi_application": wsgi_application}
+    web_options = {"web_bind": f"127.0.0.1:{port}", "web_application": web_application}
     with (
         running("worker", f"ingest-{label}-worker", embedded_beat=True) as worker,
-        running("web", f"ingest-{label}-{wsgi_application}", **web_options) as web,
+        running("web", f"ingest-{label}-{web_application.replace(':', '-')}", **web_options) as web,
     ):
         wait_until(lambda: answers(port, key), "the web process", timeout=60, processes=[web])
         log(f"{clients} clients, {events} event(s) per request, {sizes.http_seconds:g} s")

@@ -86,6 +86,7 @@ class Config:
     metrics_token: str
     ready_max_lag_seconds: float
     web_bind: str
+    web_body_timeout_seconds: float
     flower_address: str
     flower_port: int
     flower_basic_auth: list[str]
@@ -259,6 +260,7 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         metrics_token=env.text("METRICS_TOKEN", ""),
         ready_max_lag_seconds=env.number("READY_MAX_LAG_SECONDS", 300.0, minimum=0.0),
         web_bind=env.text("WEB_BIND", "127.0.0.1:8000"),
+        web_body_timeout_seconds=env.number("WEB_BODY_TIMEOUT_SECONDS", 60.0, minimum=1.0),
         flower_address=env.text("FLOWER_ADDRESS", "127.0.0.1"),
         flower_port=env.integer("FLOWER_PORT", 5555),
         flower_basic_auth=parse_basic_auth(env.text("FLOWER_BASIC_AUTH", "")),

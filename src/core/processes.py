@@ -12,17 +12,14 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.env import REPO_ROOT
-
 BIN = Path(sys.executable).parent
-# granian, a WSGI server with its HTTP side in Rust (docs/benchmarks.md has its figures).
+# granian, a web server with its HTTP side in Rust (docs/benchmarks.md has its figures), serving
+# core/asgi.py: bodies read by its event loop, the WSGI application run in threads.
 # Two processes of four threads each: a request mostly waits on PostgreSQL, so threads overlap it.
 WEB_WORKERS = 2
 WEB_THREADS = 4
+WEB_APPLICATION = "core.asgi:application"
 WORKER_PROCESSES = 3
-# Django's collectstatic output (STATIC_ROOT), served by granian at /static/ once `make run` or the
-# image's build has filled it.
-STATIC_ROOT = REPO_ROOT / "var" / "static"
 
 
 def process_argv(
@@ -31,11 +28,11 @@ def process_argv(
     *,
     embedded_beat: bool = False,
     web_bind: str = "127.0.0.1:8000",
-    wsgi_application: str = "application",
+    web_application: str = WEB_APPLICATION,
 ) -> list[str]:
     """argv for "clickhouse" (the embedded server), "web", "worker" (with beat inside it if
-    `embedded_beat`), "beat" or "flower". `wsgi_application` is the web's entry point in
-    core/wsgi.py (the benchmark compares the ways to serve ingest).
+    `embedded_beat`), "beat" or "flower". `web_application` is the web's entry point, in
+    core/asgi.py or core/wsgi.py (the benchmark compares the ways to serve ingest).
 
     The worker runs the prefork pool: its processes overlap their work without sharing one GIL, and
     each reaches ClickHouse over HTTP like any other client.
@@ -45,14 +42,18 @@ def process_argv(
         return [sys.executable, "manage.py", "embedded_clickhouse"]
     if name == "web":
         host, _, port = web_bind.rpartition(":")
-        static = ["--static-path-route", "/static", "--static-path-mount", str(STATIC_ROOT)]
         # Ctrl-C (SIGINT to every process) followed by a SIGTERM sometimes left a granian worker
         # waiting forever for a shutdown it had missed, and granian waiting for it: killed after 10 s.
         stop_stuck_workers = ["--workers-kill-timeout", "10"]
-        return [str(BIN / "granian"), "--interface", "wsgi", f"core.wsgi:{wsgi_application}", "--host", host,
-                "--port", port, "--workers", str(WEB_WORKERS), "--blocking-threads", str(WEB_THREADS),
-                "--http", "1", "--respawn-failed-workers", *stop_stuck_workers,
-                *(static if STATIC_ROOT.is_dir() else [])]  # fmt: skip
+        # Under WSGI granian's threads run the application; under ASGI its event loop (asyncio's
+        # own: uvloop saved 4% of the web's CPU, not worth a dependency) reads the requests and
+        # core/asgi.py's threads run the application.
+        interface = ["--interface", "wsgi", "--blocking-threads", str(WEB_THREADS)]
+        if web_application.startswith("core.asgi:"):
+            interface = ["--interface", "asgi", "--loop", "asyncio", "--no-ws"]
+        return [str(BIN / "granian"), *interface, web_application, "--host", host, "--port", port,
+                "--workers", str(WEB_WORKERS), "--http", "1", "--respawn-failed-workers",
+                *stop_stuck_workers]  # fmt: skip
     if name == "worker":
         beat = ["--beat", f"--schedule={beat_schedule}"] if embedded_beat else []
         # --task-events: Flower shows the relay's runs from the events the worker sends.

@@ -6,7 +6,6 @@ from typing import Any
 
 from core.env import REPO_ROOT, Config, load_config
 from core.logs import logging_settings
-from core.processes import STATIC_ROOT as STATIC_FILES
 from core.sentry import init_sentry
 from eventlog.conf import DEFAULTS as EVENTLOG_DEFAULTS
 from eventlog.scheduling.beat import beat_schedule
@@ -51,6 +50,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Static files (STATIC_ROOT, from collectstatic) served by Django, last, so that they carry every
+    # header the middleware above gives an answer (nosniff, HSTS, frame and referrer policy).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -98,7 +100,8 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = STATIC_FILES  # served by the web server (core/processes.py)
+# collectstatic's output, filled by `make run` and the image's build; served by WhiteNoise (MIDDLEWARE)
+STATIC_ROOT = REPO_ROOT / "var" / "static"
 
 # The HTTP API enforces its own byte limit (INGEST_MAX_BYTES, answered with 413); Django's
 # form-parsing limit must not cut in first with a 400.

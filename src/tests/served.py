@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
+from eventlog.runtime import event_log_writer
 from tests.processes import process_env, running, start
 from tests.settings import free_port
 
@@ -50,13 +51,14 @@ class ServedResponse:
 class ServedClient:
     """Requests to the served web process, one connection each, answered in full."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, timeout: float = 60.0) -> None:
         self.port = port
+        self.timeout = timeout
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> ServedResponse:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         try:
             connection.request(method, path, body=body, headers=dict(headers or {}))
             response = connection.getresponse()
@@ -104,7 +106,8 @@ class ServedWeb:
 @contextmanager
 def serving(directory: Path, **overrides: str) -> Iterator[ServedWeb]:
     """A web process with the test's environment and `overrides` (variables of src/core/.env.example),
-    once it answers; killed on leaving."""
+    once it answers, on the run's event_log (made first, as `make run` makes it); killed on leaving."""
+    event_log_writer().client()
     directory.mkdir(parents=True, exist_ok=True)
     port, log = free_port(), directory / "web.log"
     defaults = {

@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from eventlog.access.api_keys import create_api_key
-from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.models import OutboxEvent
 from eventlog.web.openapi import document
 from tests.served import ServedWeb, serving
@@ -47,11 +46,9 @@ WORDED_RULES = (
 
 @pytest.fixture(scope="module")
 def fuzzed_web(
-    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, writer: EventLogWriter
+    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, clickhouse_server: object
 ) -> Iterator[ServedWeb]:
-    """A web process of the module's own, without the read rate limit (a 429 is no finding), on
-    the run's event_log (made here: a read before it exists is a 503)."""
-    writer.client()
+    """A web process of the module's own, without the read rate limit (a 429 is no finding)."""
     directory = tmp_path_factory.mktemp("fuzzed")
     with serving(directory, READ_RATE_LIMIT_PER_MINUTE="0", LOG_LEVEL="ERROR") as web:
         yield web
