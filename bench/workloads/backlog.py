@@ -14,6 +14,9 @@ case beside relay_drain, which is the idealized one).
 5. With the worker stopped, trickle runs on the full outbox: `trickle_events` events committed,
    then one relay run in this process: the whole run, and the time PostgreSQL spent on it.
 6. GET /api/v1/stats is timed at the largest backlog and again at the end.
+7. At the end (history, backlog and trickles: about 10,000,000 events, never analyzed) the admin's
+   lists are timed through the web process, as a logged-in superuser: the outbox's first page, its
+   dead letters, a search by event_id, and the relay batches.
 """
 
 from __future__ import annotations
@@ -32,12 +35,15 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client as DjangoClient
 
 import seeding
 from environment import checkpoint, free_port, pg_connect, running, truncate_outbox, wait_until
 from eventlog.access.api_keys import create_api_key
 from eventlog.clickhouse.event_log import EventLogWriter
+from eventlog.models import OutboxEvent
 from eventlog.monitoring.stats import processed_events
 from eventlog.outbox.events import NewEvent, emit_events
 from eventlog.relay.delivery import relay_outbox
@@ -79,6 +85,7 @@ def run(sizes: Sizes, client: Client, log: Callable[[str], None]) -> dict[str, A
         log(f"{sizes.trickle_runs} trickle runs of {sizes.trickle_events} events on the full outbox")
         trickle = trickle_runs(sizes)
         stats_at_end = time_stats(port, key, sizes.stats_requests)
+        admin_at_end = time_admin_lists(port, sizes.stats_requests)
     client.command("TRUNCATE TABLE event_log")
     truncate_outbox()
     return {
@@ -90,6 +97,7 @@ def run(sizes: Sizes, client: Client, log: Callable[[str], None]) -> dict[str, A
         "trickle": trickle,
         "stats_at_backlog_ms": stats_at_backlog,
         "stats_at_end_ms": stats_at_end,
+        "admin_at_end_ms": admin_at_end,
     }
 
 
@@ -174,6 +182,40 @@ def time_stats(port: int, key: str, requests: int) -> dict[str, Any]:
         "pending": outbox["pending"],
         "pending_is_estimate": outbox.get("pending_is_estimate"),
     }
+
+
+def time_admin_lists(port: int, requests: int) -> dict[str, Any]:
+    """p50 and max milliseconds of each admin list (src/eventlog/admin.py), and the outbox's rows."""
+    admin = DjangoClient()  # for its session only: the pages are asked of the web process
+    admin.force_login(get_user_model().objects.create_superuser(f"bench-{uuid.uuid4().hex[:8]}"))
+    cookie = f"sessionid={admin.cookies['sessionid'].value}"
+    rows = outbox_rows()
+    event_id = OutboxEvent.objects.order_by("-id").values_list("event_id", flat=True)[rows // 2]
+    pages = {
+        "outbox_first_page": "/admin/eventlog/outboxevent/",
+        "dead_letters": "/admin/eventlog/outboxevent/?dead=yes",
+        "search_by_event_id": f"/admin/eventlog/outboxevent/?q={event_id}",
+        "relay_batches": "/admin/eventlog/relaybatch/",
+    }
+    figures: dict[str, Any] = {"outbox_rows": rows}
+    for name, path in pages.items():
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Cookie": cookie})
+        timings = []
+        for index in range(STATS_WARM_UP + requests):
+            started = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
+                response.read()
+            if index >= STATS_WARM_UP:
+                timings.append((time.perf_counter() - started) * 1000)
+        timings.sort()
+        figures[name] = {"p50_ms": percentile(timings, 50), "max_ms": timings[-1]}
+    return figures
+
+
+def outbox_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM eventlog_outbox_event")
+        return int(cursor.fetchone()[0])
 
 
 @dataclass(frozen=True)
