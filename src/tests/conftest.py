@@ -18,7 +18,7 @@ from core.celery import app as celery_app
 from eventlog.clickhouse.event_log import EventLogWriter
 from eventlog.monitoring.stats import outbox_stats
 from eventlog.runtime import event_log_writer, relay_coordinator
-from tests.processes import kill, process_env, start_clickhouse
+from tests.processes import kill, manage, process_env, start_clickhouse
 from tests.served import ServedClient, ServedWeb, serving
 from tests.settings import RUN_DIR
 
@@ -44,8 +44,15 @@ def clickhouse_server() -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.fixture(scope="session")
+def collected_static(django_db_setup: None) -> None:
+    """Django's static files in STATIC_ROOT, as `make run` collects them before it starts the web
+    (which serves what is there when it starts)."""
+    manage(process_env("default"), "collectstatic", "--no-input", "--verbosity", "0")
+
+
+@pytest.fixture(scope="session")
 def served_web(
-    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, clickhouse_server: object
+    tmp_path_factory: pytest.TempPathFactory, collected_static: None, clickhouse_server: object
 ) -> Iterator[ServedWeb]:
     """The run's web process, as production serves the application (tests/served.py); it reads the
     test database, so a test that uses it commits what the server should see (transaction=True)."""

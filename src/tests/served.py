@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
+from core.processes import WEB_APPLICATION
 from eventlog.runtime import event_log_writer
 from tests.processes import process_env, running, start
 from tests.settings import free_port
@@ -104,9 +105,10 @@ class ServedWeb:
 
 
 @contextmanager
-def serving(directory: Path, **overrides: str) -> Iterator[ServedWeb]:
-    """A web process with the test's environment and `overrides` (variables of src/core/.env.example),
-    once it answers, on the run's event_log (made first, as `make run` makes it); killed on leaving."""
+def serving(directory: Path, application: str = WEB_APPLICATION, **overrides: str) -> Iterator[ServedWeb]:
+    """A web process serving `application` (core/processes.py) with the test's environment and
+    `overrides` (variables of src/core/.env.example), once it answers, on the run's event_log (made
+    first, as `make run` makes it); killed on leaving."""
     event_log_writer().client()
     directory.mkdir(parents=True, exist_ok=True)
     port, log = free_port(), directory / "web.log"
@@ -117,7 +119,9 @@ def serving(directory: Path, **overrides: str) -> Iterator[ServedWeb]:
         "LOG_LEVEL": "INFO",
     }
     env = process_env("default", **{**defaults, **overrides})
-    with running(start("web", env, directory / "beat", log=log, web_bind=f"127.0.0.1:{port}")) as process:
+    web_process = start("web", env, directory / "beat", log=log, web_bind=f"127.0.0.1:{port}",
+                        web_application=application)  # fmt: skip
+    with running(web_process) as process:
         web = ServedWeb(port, log)
         _wait_until_answering(web, process.poll)
         yield web

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import pytest
 
 from eventlog.access.api_keys import create_api_key
-from tests.processes import manage, process_env
 from tests.served import ServedClient, ServedResponse, ServedWeb, serving
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the web process reads what a test commits
@@ -52,11 +51,6 @@ PROBES = {"/healthz", "/readyz", "/metrics"}  # answered over plain HTTP too (SE
 
 
 @pytest.fixture(scope="module")
-def collected_static(django_db_setup: None) -> None:
-    manage(process_env("default"), "collectstatic", "--no-input", "--verbosity", "0")  # as `make run` does
-
-
-@pytest.fixture(scope="module")
 def https_web(
     tmp_path_factory: pytest.TempPathFactory, collected_static: None, clickhouse_server: object
 ) -> Iterator[ServedWeb]:
@@ -84,7 +78,6 @@ def assert_no_server_version(response: ServedResponse) -> None:
     assert not re.search(r"[\d/]", server), server  # a name at most, never a version
 
 
-@pytest.mark.usefixtures("collected_static")
 @pytest.mark.parametrize(("method", "path", "keyed", "status"), ENDPOINTS)
 def test_every_public_endpoint_gives_djangos_security_headers_and_no_version(
     served_web: ServedWeb, key: str, method: str, path: str, keyed: bool, status: int
