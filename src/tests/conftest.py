@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -40,7 +41,29 @@ def clickhouse_server() -> Iterator[subprocess.Popen[bytes]]:
     server = start_clickhouse(process_env("default"), data_path)
     yield server
     kill(server)
+    _engine_failures.extend(engine_failures(data_path.parent / f"{data_path.name}.log"))
     shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
+# What the run's server logged of its engine failing (once seen in CI: "The server is shutting down
+# due to a fatal error", and every later test failed), kept for the run's summary: the log itself
+# goes with the run's directory.
+_engine_failures: list[str] = []
+_ENGINE_FAILURE = re.compile(r"fatal|signal|terminate|abort|logical error", re.IGNORECASE)
+
+
+def engine_failures(log: Path) -> list[str]:
+    """The log's lines about the engine failing, each with the five lines after it."""
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    found = [index for index, line in enumerate(lines) if _ENGINE_FAILURE.search(line)]
+    return [line for index in found[:20] for line in lines[index : index + 6]]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _engine_failures:
+        terminalreporter.section("the embedded ClickHouse server's engine failed")
+        for line in _engine_failures:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
