@@ -1,4 +1,8 @@
-"""The web server's entry point (granian runs several processes of it)."""
+"""The WSGI application: POST /api/v1/events on the fast path, everything else through Django.
+
+The web server serves it through core/asgi.py (bodies read whole before a thread runs it); behind a
+proxy that buffers request bodies, granian can serve `core.wsgi:application` straight (WSGI).
+granian runs several processes of either."""
 
 import os
 
