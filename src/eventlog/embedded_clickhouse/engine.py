@@ -34,9 +34,16 @@ log = logging.getLogger("embedded_clickhouse")
 
 DEFAULT_SESSION_TIMEOUT = 60.0
 MAX_SESSION_TIMEOUT = 3600.0
-# A server's defaults where chDB's differ: chDB inserts asynchronously unless told otherwise, and an
-# asynchronous insert ignores its deduplication token. A request's own settings win.
-SERVER_DEFAULTS = {"async_insert": "0"}
+# Defaults for every request; a request's own settings win.
+# - async_insert: chDB inserts asynchronously unless told otherwise, and an asynchronous insert
+#   ignores its deduplication token (a server's default is synchronous).
+# - use_query_condition_cache: the engine (26.5) keeps, per table and part name, which marks of a
+#   part matched a condition. A table emptied, then detached and attached again, numbers its parts
+#   from 1 again, so a new part can take an old part's name with fewer marks; the next query with
+#   the same condition then reads past the cached bitmap and the engine aborts ("libc++ Hardening
+#   assertion ... vector<bool>::operator[] index out of bounds"), taking the server with it. Seen
+#   mid-suite twice (tests/embedded_clickhouse/test_clients.py reproduces it).
+SERVER_DEFAULTS = {"async_insert": "0", "use_query_condition_cache": "0"}
 _NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 

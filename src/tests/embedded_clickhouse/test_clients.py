@@ -216,3 +216,41 @@ def test_the_servers_own_error_codes_are_the_engines() -> None:
         .result_rows
     )
     assert {name: code for code, name in names} == CODES
+
+
+REUSED = (
+    "CREATE TABLE reused (at DateTime64(6, 'UTC'), kind String, id UUID) ENGINE = MergeTree "
+    "PARTITION BY toYYYYMM(at) ORDER BY (at, kind)"
+)
+REUSED_ROWS = (
+    "INSERT INTO reused SELECT toDateTime64('2026-11-20', 6, 'UTC') + number / 10, 'a', "
+    "generateUUIDv4(number) FROM numbers({rows})"
+)
+# A page's query, as the read side asks it (eventlog/reading/events.py): a window and a keyset cursor.
+REUSED_PAGE = (
+    "SELECT toString(id), kind, at FROM reused WHERE at >= toDateTime64('2026-11-19', 6, 'UTC')"
+    " AND at < toDateTime64('2026-11-21', 6, 'UTC') AND (at, kind, id) < (toDateTime64('2026-11-20 05:00:00',"
+    " 6, 'UTC'), 'a', toUUID('00000000-0000-0000-0000-000000000000')) ORDER BY at DESC, kind DESC, id DESC"
+    " LIMIT 1001"
+)
+
+
+def test_a_part_name_used_again_after_a_table_is_emptied_and_attached_does_not_abort_the_engine(
+    tmp_path: Path,
+) -> None:
+    """The engine's query condition cache once aborted the server mid-suite (engine.py's
+    SERVER_DEFAULTS says why); on a server of its own, since the abort takes the server with it."""
+    base = clickhouse_url("default").rsplit(":", 1)[0] + f":{free_port()}/default"
+    server = start_clickhouse({**process_env("default"), "CLICKHOUSE_URL": base}, tmp_path / "clickhouse")
+    connected = clickhouse_connect.get_client(dsn=base, send_receive_timeout=10)
+    connected.command(REUSED)
+    try:
+        for round_ in range(12):  # parts of 25 marks and of 3, their names used again after an ATTACH
+            connected.command(REUSED_ROWS.format(rows=200_000 if round_ % 2 == 0 else 20_000))
+            assert len(connected.query(REUSED_PAGE).result_rows) == 1001
+            connected.command("TRUNCATE TABLE reused")
+            if round_ % 3 == 0:
+                connected.command("DETACH TABLE reused")
+                connected.command("ATTACH TABLE reused")  # empty: its parts are numbered from 1 again
+    finally:
+        kill(server)
