@@ -95,8 +95,8 @@ def _unclaimed(
     the ids between the window's last row read and theirs are unread events of the window.
     """
     newest = newest_id or 0
-    if in_window > EXACT_PENDING_LIMIT:
-        return in_window + max(newest - (last_in_window or 0), 0)
+    if in_window > EXACT_PENDING_LIMIT:  # never below the events counted, either count's
+        return max(in_window + max(newest - (last_in_window or 0), 0), in_window + not_visible)
     if not_visible > EXACT_PENDING_LIMIT:
         return in_window + not_visible + max(newest - (last_not_visible or 0), 0)
     return in_window + not_visible
