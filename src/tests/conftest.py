@@ -53,10 +53,13 @@ _ENGINE_FAILURE = re.compile(r"fatal|signal|terminate|abort|logical error", re.I
 
 
 def engine_failures(log: Path) -> list[str]:
-    """The log's lines about the engine failing, each with the five lines after it."""
+    """What the log says before the engine's first failure, then each failure once (timestamps aside)."""
     lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
-    found = [index for index, line in enumerate(lines) if _ENGINE_FAILURE.search(line)]
-    return [line for index in found[:20] for line in lines[index : index + 6]]
+    first = next((index for index, line in enumerate(lines) if _ENGINE_FAILURE.search(line)), None)
+    if first is None:
+        return []
+    failures = {line[24:]: line for line in lines[first:] if _ENGINE_FAILURE.search(line)}
+    return [*lines[max(first - 15, 0) : first], *list(failures.values())[:20]]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
