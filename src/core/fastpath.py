@@ -149,9 +149,12 @@ def security_headers(secure: bool) -> dict[str, str]:
 
 
 def is_secure(environ: dict[str, Any]) -> bool:
-    """HTTPS as Django sees it: the server's scheme, or the proxy's header when one is configured."""
+    """HTTPS as Django's HttpRequest.scheme sees it: the first value of the proxy's header when one
+    is configured and sent, else the server's scheme."""
     proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
     if proxy_header:
-        header, value = proxy_header
-        return bool(environ.get(header) == value)
+        header, secure_value = proxy_header
+        value = environ.get(header)
+        if value is not None:
+            return bool(value.split(",", 1)[0].strip() == secure_value)
     return bool(environ.get("wsgi.url_scheme") == "https")

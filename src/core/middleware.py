@@ -34,9 +34,14 @@ class RequestIdMiddleware:
         return response
 
 
+def plain_request_id(given_id: str) -> str:
+    """The caller's request id when it is a plain token, else a new one."""
+    return given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex
+
+
 def start_request(given_id: str) -> str:
     """The request's id (the caller's when it is a plain token), bound for every log line of it."""
-    request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex
+    request_id = plain_request_id(given_id)
     # Cleared here, not on the way out: Django logs a 4xx or 5xx after the middleware returns, and
     # that line belongs to the request too. The next request on this thread starts afresh.
     structlog.contextvars.clear_contextvars()

@@ -43,6 +43,12 @@ REQUESTS: list[tuple[str, bytes, dict[str, str]]] = [
     ("a Host not allowed", GOOD, {"HTTP_HOST": "evil.example.com"}),
     ("a Host with a port not allowed", GOOD, {"HTTP_HOST": "evil.example.com:8000"}),
     ("HTTPS behind the proxy", GOOD, {"HTTP_X_FORWARDED_PROTO": "https"}),
+    (
+        "HTTPS behind the proxy, with the client's own value after",
+        GOOD,
+        {"HTTP_X_FORWARDED_PROTO": "https, http"},
+    ),
+    ("HTTP behind the proxy, with a client's https after", GOOD, {"HTTP_X_FORWARDED_PROTO": "http, https"}),
     ("another method", GOOD, {"REQUEST_METHOD": "PUT"}),
 ]
 

@@ -177,3 +177,39 @@ def test_idle_connections_and_bodies_sent_a_byte_a_second_do_not_stop_other_clie
     assert {ask_health(connection) for connection in idle[:5]} == {200}  # still open, still served
     for connection in idle + slow:
         connection.close()
+
+
+def post_head(port: int, key: str, length: int, *extra: str) -> socket.socket:
+    """A POST's head, declaring a body of `length` bytes, and none of the body."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = ["POST /api/v1/events HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {key}",
+            "Content-Type: application/json", f"Content-Length: {length}", *extra]  # fmt: skip
+    connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+    return connection
+
+
+def test_a_client_waiting_for_a_go_ahead_with_a_body_too_large_gets_its_413_at_once(
+    served_web: ServedWeb, key: str
+) -> None:
+    connection = post_head(served_web.port, key, 10 * 1024 * 1024, "Expect: 100-continue")
+    started = time.monotonic()
+    status, body = answer(connection)  # nothing of the body was sent
+    assert (status, json.loads(body)) == (413, {"error": "body larger than 5242880 bytes"})
+    assert time.monotonic() - started < 2
+    connection.close()
+
+
+def test_bodies_in_flight_are_bounded_per_process_and_past_it_answered_503(
+    impatient_web: ServedWeb, key: str
+) -> None:
+    """Each process holds at most 32 bodies of ingest's largest size (core/asgi.py): of 70 declared
+    at once, whatever way the two processes share them, at least 6 are turned away."""
+    waiting = [post_head(impatient_web.port, key, 6_000_000) for _ in range(70)]
+    answers = [answer(connection) for connection in waiting]  # the 503s at once, the rest at 408
+    statuses = [status for status, _ in answers]
+    assert statuses.count(503) >= 6
+    assert set(statuses) == {503, 408}
+    refused = json.loads(answers[statuses.index(503)][1])
+    assert refused == {"error": "too many request bodies in flight; try again"}
+    for connection in waiting:
+        connection.close()
