@@ -14,6 +14,7 @@ from celery.beat import EmbeddedService
 from celery.contrib.testing.worker import start_worker
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
+from django.db import close_old_connections, connection
 
 from core.celery import app as celery_app
 from eventlog.clickhouse.event_log import EventLogWriter
@@ -153,3 +154,17 @@ def celery_beat(tmp_path: Path) -> Iterator[EmbeddedService]:
     beat.start()
     yield beat
     beat.stop()
+
+
+@pytest.fixture
+def outbox_gone() -> Iterator[None]:
+    """The outbox's table renamed away: every write of ingest fails in PostgreSQL itself, a real 500
+    (for this process and every process the test starts)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE eventlog_outbox_event RENAME TO eventlog_outbox_event_away")
+    try:
+        yield
+    finally:
+        close_old_connections()
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE eventlog_outbox_event_away RENAME TO eventlog_outbox_event")

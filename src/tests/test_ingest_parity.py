@@ -5,12 +5,10 @@ Django's full stack: the same status, body and headers for every kind of request
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections, connection
 
 from core.fastpath import IngestFastPath
 from core.ingest_handler import IngestDispatch, IngestHandler
@@ -109,19 +107,6 @@ def test_every_way_to_serve_ingest_answers_as_djangos_full_stack(
         return
     assert got["fast"] == got["full"]
     assert OutboxEvent.objects.count() in (0, 3)  # each of the three wrote the event, or none did
-
-
-@pytest.fixture
-def outbox_gone() -> Iterator[None]:
-    """The outbox's table renamed away: every write of ingest fails in PostgreSQL itself."""
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE eventlog_outbox_event RENAME TO eventlog_outbox_event_away")
-    try:
-        yield
-    finally:
-        close_old_connections()
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE eventlog_outbox_event_away RENAME TO eventlog_outbox_event")
 
 
 @pytest.mark.usefixtures("outbox_gone")

@@ -17,7 +17,6 @@ import sentry_sdk
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
-from django.db import connection
 
 from core.fastpath import IngestFastPath
 from core.sentry import init_sentry
@@ -30,6 +29,7 @@ from eventlog.runtime import relay_coordinator
 from eventlog.scheduling.runs import run_scheduled_relay
 from tests.conftest import wait_until
 from tests.processes import new_database, process_env, reset_broker, running, start_worker
+from tests.served import serving
 from tests.wsgi import wsgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,16 +144,6 @@ def test_each_relay_run_of_a_real_worker_is_a_transaction_with_its_batch_size(
     assert data["events"] <= 7 * data["batches"]
 
 
-@pytest.fixture
-def outbox_gone() -> Iterator[None]:
-    """Every write to the outbox fails, as it would with the table gone: a real 500."""
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE eventlog_outbox_event RENAME TO eventlog_outbox_event_away")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE eventlog_outbox_event_away RENAME TO eventlog_outbox_event")
-
-
 SECRET_CONTEXT = "do-not-send-this-context"
 
 
@@ -175,6 +165,27 @@ def test_a_500_of_ingest_reaches_sentry_with_the_request_and_without_key_or_body
     sentry_sdk.flush()
     event = sentry_in_this_process.wait_for(lambda item: item["_type"] == "event")
     assert event["tags"]["request_id"] == "req-500"
+    assert event["request"]["method"] == "POST"
+    assert event["request"]["url"].endswith("/api/v1/events")
+    sent = json.dumps(event)
+    assert key not in sent
+    assert SECRET_CONTEXT not in sent
+
+
+@pytest.mark.usefixtures("outbox_gone")
+def test_a_500_of_the_served_web_process_reaches_sentry_with_the_request_and_without_key_or_body(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """The same, through the web process as served (the front, its threads, the fast path), its
+    SDK started from SENTRY_DSN as production's is."""
+    key = create_api_key("sentry")[1]
+    body = json.dumps({"event_type": "a", "event_context": {"note": SECRET_CONTEXT}}).encode()
+    with serving(tmp_path, SENTRY_DSN=receiver.dsn, SENTRY_ENVIRONMENT="tests") as web:
+        headers = {"Authorization": f"Bearer {key}", "X-Request-ID": "req-served-500"}
+        answer = web.client().post("/api/v1/events", body, headers=headers)
+        assert answer.status_code == 500
+        event = receiver.wait_for(lambda item: item["_type"] == "event")
+    assert event["tags"]["request_id"] == "req-served-500"
     assert event["request"]["method"] == "POST"
     assert event["request"]["url"].endswith("/api/v1/events")
     sent = json.dumps(event)

@@ -13,7 +13,7 @@ import pytest
 
 from eventlog.access.api_keys import create_api_key
 from tests.served import ServedWeb, serving
-from tests.test_ingest_parity import GOOD, READ_WITHOUT_CONTENT_LENGTH, REQUESTS, outbox_gone  # noqa: F401 (a fixture)
+from tests.test_ingest_parity import GOOD, READ_WITHOUT_CONTENT_LENGTH, REQUESTS
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the web processes read what a test commits
 
