@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from core import wsgi  # first: it sets up Django and the metrics' directory
+from core.fastpath import PATH as INGEST_PATH
 from core.front import BodyLimits, WSGIInThreads
 from core.processes import WEB_THREADS
 from eventlog.conf import app_settings
@@ -28,6 +29,9 @@ LIMITS = BodyLimits(
     discard_bytes=DISCARD_BYTES,
     seconds=settings.CONFIG.web_body_timeout_seconds,
     budget_bytes=LARGEST_BODIES_AT_ONCE * _KEEP_BYTES,
+    # Ingest reads no more than its limit and one byte, and answers 401 before 413 (a cut body is
+    # enough); any other path over the limit gets the front's 413.
+    cut_body_paths=frozenset({INGEST_PATH}),
 )
 
 application = WSGIInThreads(wsgi.application, WEB_THREADS, LIMITS)

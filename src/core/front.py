@@ -7,24 +7,30 @@ Read by the event loop, a body costs no thread while it arrives, as behind a buf
 (nginx) or in waitress.
 
 - A body must arrive within `BodyLimits.seconds`, else 408 and the connection is closed.
-- Of a body, the first `keep_bytes` are kept and passed on (ingest's limit and one more byte, enough
-  for it to answer 413); the rest is read and dropped up to `discard_bytes`, so that a client that
-  sends its whole body before reading (Python's http.client) still reads that 413. Past that, or
-  when the client asked to be told before sending (`Expect: 100-continue`) a body declared too
-  large, nothing more is read and the answer closes the connection.
+- Of a body, the first `keep_bytes` are kept (ingest's limit and one more byte, enough for it to
+  answer 413); the rest is read and dropped up to `discard_bytes`, so that a client that sends its
+  whole body before reading (Python's http.client) still reads a 413. Past that, or when the client
+  asked to be told before sending (`Expect: 100-continue`) a body declared longer than is kept,
+  nothing more is read and the answer closes the connection.
+- A body cut so goes on only to the paths that read no further than `keep_bytes` and answer
+  themselves (`cut_body_paths`: ingest, whose 401 comes before its 413); any other path gets the
+  front's 413, never a body shorter than its Content-Length.
 - Bodies are buffered before anyone is authenticated, so the bytes they may hold at once are
   bounded (`budget_bytes`, reserved from their declared length): past it, 503 with Retry-After.
 - An answer is collected in its thread and handed to the event loop in one piece, one hand-over per
   request. A file (Django's FileResponse of a real file: static files) is sent by the server from
   its path. Any other streamed answer (an export) is sent on from the thread piece by piece, each
   piece waiting for the client to take the ones before; a client that takes none for
-  `BodyLimits.seconds`, or leaves, ends it.
+  `BodyLimits.seconds`, or leaves, ends it. Until then its thread is held: a client reading an
+  export slowly holds one of the process's threads (behind nginx, which buffers answers, it does
+  not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import sys
 import threading
@@ -54,12 +60,18 @@ class BodyLimits:
     discard_bytes: int  # read and dropped past keep_bytes
     seconds: float  # for a body to arrive, from the request's headers on; for a client to take a piece
     budget_bytes: int  # bodies held at once by one process, reserved from their declared length
+    cut_body_paths: frozenset[str] = frozenset()  # given a body cut at keep_bytes; the rest get 413
+
+    @property
+    def too_large(self) -> str:
+        return f"body larger than {self.keep_bytes - 1} bytes"
 
 
 @dataclass(frozen=True)
 class Body:
     content: bytes
     complete: bool  # read to its end: the connection can serve another request
+    cut: bool  # longer than what was kept
 
 
 @dataclass(frozen=True)
@@ -93,14 +105,23 @@ class WSGIInThreads:
             await self.http(scope, receive, send)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if refused_before_sending(scope, self.limits):  # the client waits for a go-ahead it will not get
-            await self.answer(scope, receive, closing(send), b"")
-            return
-        reserved = reservation(scope, self.limits)
-        if reserved > self.budget:
-            await refuse(scope, send, 503, "too many request bodies in flight; try again", retry_after=1)
-            return
-        self.budget -= reserved
+        try:
+            if refused_before_sending(scope, self.limits):  # the client waits for a go-ahead it will not get
+                await self.answer_cut(scope, closing(send), b"")
+                return
+            reserved = reservation(scope, self.limits)
+            if reserved > self.budget:
+                await refuse(scope, send, 503, "too many request bodies in flight; try again", retry_after=1)
+                return
+            self.budget -= reserved
+            try:
+                await self.read_and_answer(scope, receive, send)
+            finally:
+                self.budget += reserved
+        except ClientGone:
+            pass  # nobody left to answer
+
+    async def read_and_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             async with asyncio.timeout(self.limits.seconds):
                 body = await read_body(receive, self.limits)
@@ -108,19 +129,22 @@ class WSGIInThreads:
             await refuse(
                 scope, send, 408, f"the request's body did not arrive within {self.limits.seconds:g} s"
             )
-            self.budget += reserved
             return
-        except ClientGone:
-            self.budget += reserved
-            return
-        try:
-            await self.answer(scope, receive, send if body.complete else closing(send), body.content)
-        except ClientGone:
-            pass  # nobody left to answer
-        finally:
-            self.budget += reserved
+        if body.cut:
+            await self.answer_cut(scope, send if body.complete else closing(send), body.content)
+        else:
+            await self.answer(scope, receive, send, body.content)
 
-    async def answer(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+    async def answer_cut(self, scope: Scope, send: Send, body: bytes) -> None:
+        """The answer to a body longer than what was kept: the application's where it reads no more
+        (no watching for the client leaving: that would read the rest), else the front's 413."""
+        if scope["path"] in self.limits.cut_body_paths:
+            await self.answer(scope, None, send, body)
+        else:
+            await refuse(scope, send, 413, self.limits.too_large)
+
+    async def answer(self, scope: Scope, receive: Receive | None, send: Send, body: bytes) -> None:
+        """The application's answer; `receive` is watched for the client leaving during a stream."""
         loop = asyncio.get_running_loop()
         files = "http.response.pathsend" in scope.get("extensions", {})
         relay = Relay(loop, send, receive, self.limits.seconds, files)
@@ -139,11 +163,12 @@ class WSGIInThreads:
         iterable = self.application(environ, started)
         try:
             if not getattr(iterable, "streaming", False):
-                return Collected(started.status, started.headers, b"".join(iterable))
+                body = b"".join(iterable)  # first: start_response may come as late as the first piece
+                return Collected(started.status, started.headers, body)
             path = file_path(iterable)
             if path is not None and relay.files:
                 return Collected(started.status, started.headers, path=path)
-            relay.stream(started.status, started.headers, iterable)
+            relay.stream(started, iterable)
             return None
         finally:
             close = getattr(iterable, "close", None)
@@ -172,12 +197,12 @@ def reservation(scope: Scope, limits: BodyLimits) -> int:
 
 
 def refused_before_sending(scope: Scope, limits: BodyLimits) -> bool:
-    """The client waits to be told to send (`Expect: 100-continue`) a body declared too large: the
-    application's 413 can go without reading any of it."""
+    """The client waits to be told to send (`Expect: 100-continue`) a body declared longer than is
+    kept: the answer can go without reading any of it."""
     headers = dict(scope["headers"])
     length = headers.get(b"content-length", b"")
     expects = headers.get(b"expect", b"").lower() == b"100-continue"
-    return expects and length.isdigit() and int(length) >= limits.keep_bytes
+    return expects and length.isdigit() and int(length) > limits.keep_bytes
 
 
 async def read_body(receive: Receive, limits: BodyLimits) -> Body:
@@ -195,7 +220,7 @@ async def read_body(receive: Receive, limits: BodyLimits) -> Body:
         dropped_bytes += len(chunk) - min(room, len(chunk))
         more = message.get("more_body", False)
         if not more or dropped_bytes > limits.discard_bytes:
-            return Body(b"".join(kept), complete=not more)
+            return Body(b"".join(kept), complete=not more, cut=dropped_bytes > 0)
 
 
 def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
@@ -236,16 +261,19 @@ def file_path(iterable: object) -> str | None:
 
 
 class StartResponse:
-    """WSGI's start_response, keeping the status and headers (a later call, with exc_info, replaces
-    them: nothing has been sent before the application returns)."""
+    """WSGI's start_response, keeping the status and headers: a later call, with exc_info, replaces
+    them until they are `sent` (a stream's), and raises its exception after (PEP 3333)."""
 
     def __init__(self) -> None:
         self.status = 500
         self.headers: Headers = []
+        self.sent = False
 
     def __call__(
-        self, status: str, headers: list[tuple[str, str]], exc_info: object = None
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[..., None]:
+        if exc_info is not None and self.sent:
+            raise exc_info[1].with_traceback(exc_info[2])
         self.status = int(status[:3])
         self.headers = encoded(headers)
         return _no_write
@@ -267,20 +295,26 @@ class Relay:
 
     loop: asyncio.AbstractEventLoop
     send: Send
-    receive: Receive
+    receive: Receive | None  # watched for the client leaving; None: not read at all
     seconds: float
     files: bool  # the server sends a file from its path (ASGI's http.response.pathsend)
     gone: threading.Event = field(default_factory=threading.Event)
 
-    def stream(self, status: int, headers: Headers, chunks: Iterable[bytes]) -> None:
-        watching = asyncio.run_coroutine_threadsafe(self._watch(), self.loop)
+    def stream(self, started: StartResponse, chunks: Iterable[bytes]) -> None:
+        watching = None
+        if self.receive is not None:
+            watching = asyncio.run_coroutine_threadsafe(self._watch(self.receive), self.loop)
         try:
-            self.put({"type": "http.response.start", "status": status, "headers": headers})
-            for chunk in chunks:
+            pieces = iter(chunks)
+            first = next(pieces, b"")  # start_response may come as late as the first piece
+            self.put({"type": "http.response.start", "status": started.status, "headers": started.headers})
+            started.sent = True
+            for chunk in itertools.chain([first], pieces):
                 self.put({"type": "http.response.body", "body": chunk, "more_body": True})
             self.put({"type": "http.response.body", "body": b""})
         finally:
-            watching.cancel()
+            if watching is not None:
+                watching.cancel()
 
     def put(self, message: Message) -> None:
         if self.gone.is_set():
@@ -295,9 +329,9 @@ class Relay:
     async def _send(self, message: Message) -> None:  # a coroutine: the server's send need not be one
         await self.send(message)
 
-    async def _watch(self) -> None:
+    async def _watch(self, receive: Receive) -> None:
         """Sets `gone` when the client leaves: the server's send does not say so."""
-        while (await self.receive())["type"] != "http.disconnect":
+        while (await receive())["type"] != "http.disconnect":
             pass
         self.gone.set()
 

@@ -199,6 +199,17 @@ def test_a_client_waiting_for_a_go_ahead_with_a_body_too_large_gets_its_413_at_o
     connection.close()
 
 
+def test_a_body_over_the_limit_to_another_path_gets_the_fronts_413_never_a_shortened_body(
+    served_web: ServedWeb,
+) -> None:
+    """Only ingest is given a body cut at its limit (it reads no further); a form would be parsed
+    from the part kept as if it were all."""
+    form = b"username=a&password=" + b"x" * 6_000_000
+    answered = served_web.client().post("/admin/login/", form, "application/x-www-form-urlencoded")
+    assert (answered.status_code, answered.json()) == (413, {"error": "body larger than 5242880 bytes"})
+    assert answered["X-Content-Type-Options"] == "nosniff"
+
+
 def test_bodies_in_flight_are_bounded_per_process_and_past_it_answered_503(
     impatient_web: ServedWeb, key: str
 ) -> None:
