@@ -3,8 +3,8 @@ ingest fast path, then Django) runs behind the front (core/front.py), which read
 body whole in the event loop before one of four threads takes the request, so that slow clients hold
 no thread.
 
-The price, against the same application under granian's WSGI interface straight: 1.44x the web's
-CPU per one-event request in one run of `make bench`'s http_ingest_paths (docs/benchmarks.md).
+The price, against the same application under granian's WSGI interface straight: 1.44x to 1.70x the
+web's CPU per one-event request in two runs of `make bench`'s http_ingest_paths (docs/benchmarks.md).
 Behind a proxy that buffers request bodies itself, serve `core.wsgi:application` that way instead.
 """
 
