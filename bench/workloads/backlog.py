@@ -162,26 +162,32 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def time_stats(port: int, key: str, requests: int) -> dict[str, Any]:
-    """p50 and max milliseconds of GET /api/v1/stats, and its last answer's pending figures. A
-    few requests first, untimed, so that each web process has its database connection."""
+    """p50 and max milliseconds of GET /api/v1/stats, and its last answer's pending figures."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/v1/stats", headers={"Authorization": f"Bearer {key}"}
     )
-    timings: list[float] = []
-    outbox: dict[str, Any] = {}
-    for index in range(STATS_WARM_UP + requests):
-        started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
-            outbox = json.loads(response.read())["outbox"]
-        if index >= STATS_WARM_UP:
-            timings.append((time.perf_counter() - started) * 1000)
-    timings.sort()
+    timings, last = timed_gets(request, requests)
+    outbox = json.loads(last)["outbox"]
     return {
         "p50_ms": percentile(timings, 50),
         "max_ms": timings[-1],
         "pending": outbox["pending"],
         "pending_is_estimate": outbox.get("pending_is_estimate"),
     }
+
+
+def timed_gets(request: urllib.request.Request, requests: int) -> tuple[list[float], bytes]:
+    """The milliseconds of `requests` answers to `request`, sorted, and the last answer's body. A
+    few requests first, untimed, so that each web process has its database connection."""
+    timings: list[float] = []
+    body = b""
+    for index in range(STATS_WARM_UP + requests):
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
+            body = response.read()
+        if index >= STATS_WARM_UP:
+            timings.append((time.perf_counter() - started) * 1000)
+    return sorted(timings), body
 
 
 def time_admin_lists(port: int, requests: int) -> dict[str, Any]:
@@ -200,14 +206,7 @@ def time_admin_lists(port: int, requests: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"outbox_rows": rows}
     for name, path in pages.items():
         request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Cookie": cookie})
-        timings = []
-        for index in range(STATS_WARM_UP + requests):
-            started = time.perf_counter()
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
-                response.read()
-            if index >= STATS_WARM_UP:
-                timings.append((time.perf_counter() - started) * 1000)
-        timings.sort()
+        timings, _ = timed_gets(request, requests)
         figures[name] = {"p50_ms": percentile(timings, 50), "max_ms": timings[-1]}
     return figures
 

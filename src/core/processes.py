@@ -45,6 +45,8 @@ def process_argv(
         # Ctrl-C (SIGINT to every process) followed by a SIGTERM sometimes left a granian worker
         # waiting forever for a shutdown it had missed, and granian waiting for it: killed after 10 s.
         stop_stuck_workers = ["--workers-kill-timeout", "10"]
+        # HTTP/1.1 only: the front (core/front.py) reserves room for a body from its Content-Length
+        # or Transfer-Encoding, and an HTTP/2 body may come with neither.
         # Under WSGI granian's threads run the application; under ASGI its event loop (asyncio's
         # own: uvloop saved 4% of the web's CPU, not worth a dependency) reads the requests and
         # core/asgi.py's threads run the application.
